@@ -1,0 +1,60 @@
+#include "cli/app_context.hpp"
+
+#include <algorithm>
+#include <iostream>
+
+namespace registry::cli {
+
+service::Registry&
+AppContext::registry()
+{
+  if (!m_registry) {
+    m_registry = unwrap(service::Registry::open(data_dir));
+  }
+  return *m_registry;
+}
+
+void
+AppContext::print(const nlohmann::json& doc, const std::function<void()>& table) const
+{
+  if (format() == OutputFormat::json) {
+    std::cout << doc.dump(2) << "\n";
+  } else {
+    table();
+  }
+}
+
+void
+print_table(const std::vector<std::string>& headers,
+            const std::vector<std::vector<std::string>>& rows)
+{
+  std::vector<size_t> widths(headers.size());
+  for (size_t i = 0; i < headers.size(); ++i) {
+    widths[i] = headers[i].size();
+    for (const auto& row : rows) {
+      if (i < row.size()) {
+        widths[i] = std::max(widths[i], row[i].size());
+      }
+    }
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t i = 0; i < headers.size(); ++i) {
+      std::string cell = i < cells.size() ? cells[i] : "";
+      out += cell;
+      if (i + 1 < headers.size()) {
+        out += std::string(widths[i] - cell.size() + 2, ' ');
+      }
+    }
+    while (!out.empty() && out.back() == ' ') {
+      out.pop_back();
+    }
+    std::cout << out << "\n";
+  };
+  line(headers);
+  for (const auto& row : rows) {
+    line(row);
+  }
+}
+
+} // namespace registry::cli

@@ -1,0 +1,83 @@
+#pragma once
+
+// Global options and lazily opened shared state for CLI commands.
+
+#include "common/error.hpp"
+#include "common/service/registry.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace registry::cli {
+
+enum class OutputFormat { table, json };
+
+// Thrown by commands to end with an error; run_cli prints it and exits with the
+// code for its ErrorCode.
+class CommandError : public std::runtime_error
+{
+public:
+  explicit CommandError(Error error)
+    : std::runtime_error(error.message),
+      m_error(std::move(error))
+  {
+  }
+  const Error&
+  error() const
+  {
+    return m_error;
+  }
+
+private:
+  Error m_error;
+};
+
+// Returns the value of `result` or throws CommandError.
+template<typename T>
+T
+unwrap(Result<T> result)
+{
+  if (!result) {
+    throw CommandError(result.take_error());
+  }
+  return std::move(result).value();
+}
+
+inline void
+unwrap(Result<void> result)
+{
+  if (!result) {
+    throw CommandError(result.take_error());
+  }
+}
+
+struct AppContext {
+  std::string data_dir = "./registry-data";
+  std::string output = "table";
+  bool quiet = false;
+
+  OutputFormat
+  format() const
+  {
+    return output == "json" ? OutputFormat::json : OutputFormat::table;
+  }
+
+  // Opens the data directory on first use.
+  service::Registry& registry();
+
+  // Prints `doc` as JSON (json mode) or calls `table()` to print it for humans.
+  void print(const nlohmann::json& doc, const std::function<void()>& table) const;
+
+private:
+  std::unique_ptr<service::Registry> m_registry;
+};
+
+// Prints rows as aligned columns under `headers`.
+void print_table(const std::vector<std::string>& headers,
+                 const std::vector<std::vector<std::string>>& rows);
+
+} // namespace registry::cli

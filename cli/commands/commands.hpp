@@ -1,0 +1,17 @@
+#pragma once
+
+#include "cli/app_context.hpp"
+
+#include <CLI/CLI.hpp>
+
+namespace registry::cli {
+
+void add_serve_command(CLI::App& app, AppContext& ctx);
+void add_feed_commands(CLI::App& app, AppContext& ctx);
+void add_repo_commands(CLI::App& app, AppContext& ctx);
+void add_tag_commands(CLI::App& app, AppContext& ctx);
+void add_digest_commands(CLI::App& app, AppContext& ctx);
+void add_image_commands(CLI::App& app, AppContext& ctx);
+void add_upload_commands(CLI::App& app, AppContext& ctx);
+
+} // namespace registry::cli

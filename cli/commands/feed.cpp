@@ -1,0 +1,103 @@
+// `registryctl feed create|list|show|update|delete`
+
+#include "cli/commands/commands.hpp"
+#include "common/util/strings.hpp"
+
+#include <iostream>
+
+namespace registry::cli {
+
+namespace {
+
+nlohmann::json
+feed_json(const metadata::FeedRow& feed)
+{
+  return {{"name", feed.name},
+          {"description", feed.description},
+          {"anonymous", feed.anonymous_access},
+          {"store", "default"},
+          {"created_at", util::format_time(feed.created_at)}};
+}
+
+void
+print_feed(AppContext& ctx, const metadata::FeedRow& feed)
+{
+  ctx.print(feed_json(feed), [&] {
+    print_table({"FEED", "ANONYMOUS", "CREATED", "DESCRIPTION"},
+                {{feed.name, feed.anonymous_access, util::format_time(feed.created_at),
+                  feed.description}});
+  });
+}
+
+struct FeedOptions {
+  std::string name;
+  std::string description;
+  std::string anonymous = "pull";
+  bool description_set = false;
+  bool anonymous_set = false;
+};
+
+} // namespace
+
+void
+add_feed_commands(CLI::App& app, AppContext& ctx)
+{
+  auto* feed = app.add_subcommand("feed", "Manage feeds (named registries on this server)");
+  feed->require_subcommand(1);
+  auto options = std::make_shared<FeedOptions>();
+
+  auto* create = feed->add_subcommand("create", "Create a feed");
+  create->add_option("name", options->name, "Feed name")->required();
+  create->add_option("--description", options->description, "Free text");
+  create->add_option("--anonymous", options->anonymous, "Anonymous access: none or pull")
+    ->check(CLI::IsMember({"none", "pull"}))
+    ->capture_default_str();
+  create->callback([&ctx, options] {
+    auto row = unwrap(ctx.registry().create_feed(options->name, options->description,
+                                                 options->anonymous));
+    print_feed(ctx, row);
+  });
+
+  auto* list = feed->add_subcommand("list", "List feeds");
+  list->callback([&ctx] {
+    auto feeds = unwrap(ctx.registry().list_feeds());
+    nlohmann::json doc = nlohmann::json::array();
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : feeds) {
+      doc.push_back(feed_json(f));
+      rows.push_back({f.name, f.anonymous_access, util::format_time(f.created_at), f.description});
+    }
+    ctx.print(doc, [&] { print_table({"FEED", "ANONYMOUS", "CREATED", "DESCRIPTION"}, rows); });
+  });
+
+  auto* show = feed->add_subcommand("show", "Show one feed");
+  show->add_option("name", options->name, "Feed name")->required();
+  show->callback([&ctx, options] { print_feed(ctx, unwrap(ctx.registry().get_feed(options->name))); });
+
+  auto* update = feed->add_subcommand("update", "Change a feed's settings");
+  update->add_option("name", options->name, "Feed name")->required();
+  update->add_option("--description", options->description, "Free text");
+  update->add_option("--anonymous", options->anonymous, "Anonymous access: none or pull")
+    ->check(CLI::IsMember({"none", "pull"}));
+  update->callback([&ctx, options, update] {
+    std::optional<std::string> description;
+    std::optional<std::string> anonymous;
+    if (update->count("--description") > 0) {
+      description = options->description;
+    }
+    if (update->count("--anonymous") > 0) {
+      anonymous = options->anonymous;
+    }
+    print_feed(ctx, unwrap(ctx.registry().update_feed(options->name, description, anonymous)));
+  });
+
+  auto* remove = feed->add_subcommand("delete", "Delete a feed with all its repositories");
+  remove->add_option("name", options->name, "Feed name")->required();
+  remove->callback([&ctx, options] {
+    unwrap(ctx.registry().delete_feed(options->name));
+    ctx.print({{"deleted", options->name}},
+              [&] { std::cout << "deleted feed " << options->name << "\n"; });
+  });
+}
+
+} // namespace registry::cli

@@ -1,0 +1,124 @@
+// `registryctl serve`
+
+#include "cli/commands/commands.hpp"
+#include "common/util/file.hpp"
+#include "common/util/log.hpp"
+#include "common/version.hpp"
+#include "server/http_server.hpp"
+
+#include <csignal>
+#include <pthread.h>
+#include <thread>
+
+namespace registry::cli {
+
+namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:5000";
+  std::string base_url;
+  std::string tls_cert;
+  std::string tls_key;
+  size_t workers = 32;
+  std::string ready_file;
+  bool quiet = false;
+};
+
+server::ServerOptions
+to_server_options(const ServeOptions& o)
+{
+  server::ServerOptions s;
+  std::string listen = o.listen;
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    throw CommandError(make_error(ErrorCode::invalid_argument,
+                                  "--listen must be ADDRESS:PORT, e.g. 127.0.0.1:5000"));
+  }
+  s.host = listen.substr(0, colon);
+  if (s.host.size() >= 2 && s.host.front() == '[' && s.host.back() == ']') {
+    s.host = s.host.substr(1, s.host.size() - 2);
+  }
+  try {
+    s.port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    s.port = -1;
+  }
+  if (s.port < 0 || s.port > 65535) {
+    throw CommandError(make_error(ErrorCode::invalid_argument, "invalid port in --listen " + listen));
+  }
+  s.base_url = o.base_url;
+  while (!s.base_url.empty() && s.base_url.back() == '/') {
+    s.base_url.pop_back();
+  }
+  s.tls_cert = o.tls_cert;
+  s.tls_key = o.tls_key;
+  s.workers = o.workers;
+  s.access_log = !o.quiet;
+  return s;
+}
+
+void
+run_serve(AppContext& ctx, const ServeOptions& options)
+{
+  auto server_options = to_server_options(options);
+  // Block the termination signals in every thread; one thread waits for them
+  // and stops the server (no work inside a signal handler).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto& registry = ctx.registry();
+  server::HttpServer http(registry, server_options);
+  int port = unwrap(http.bind());
+  std::string scheme = server_options.tls_cert.empty() ? "http" : "https";
+  util::log_info(std::string("registryctl ") + k_version + " serving " + scheme + "://"
+                 + server_options.host + ":" + std::to_string(port) + " (data "
+                 + ctx.data_dir + ")");
+  if (!options.ready_file.empty()) {
+    unwrap(util::write_file_atomic(options.ready_file,
+                                   server_options.host + ":" + std::to_string(port) + "\n"));
+  }
+  std::thread waiter([&] {
+    int received = 0;
+    sigwait(&signals, &received);
+    util::log_info("signal " + std::to_string(received) + " received, shutting down");
+    http.stop();
+  });
+  http.run();
+  // run() also returns when the listener fails; make sure the waiter ends.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  util::log_info("stopped");
+}
+
+} // namespace
+
+void
+add_serve_command(CLI::App& app, AppContext& ctx)
+{
+  auto options = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "Run the registry HTTP server");
+  cmd->add_option("--listen", options->listen, "Address and port to listen on (port 0: any)")
+    ->envname("REGISTRYCTL_LISTEN")
+    ->capture_default_str();
+  cmd->add_option("--base-url", options->base_url,
+                  "External URL of the registry (behind a reverse proxy), for absolute Locations")
+    ->envname("REGISTRYCTL_BASE_URL");
+  cmd->add_option("--tls-cert", options->tls_cert, "PEM certificate file (enables HTTPS)")
+    ->envname("REGISTRYCTL_TLS_CERT");
+  cmd->add_option("--tls-key", options->tls_key, "PEM private key file")
+    ->envname("REGISTRYCTL_TLS_KEY");
+  cmd->add_option("--workers", options->workers, "Worker threads (concurrent connections)")
+    ->envname("REGISTRYCTL_WORKERS")
+    ->check(CLI::Range(1, 4096))
+    ->capture_default_str();
+  cmd->add_option("--ready-file", options->ready_file,
+                  "Write ADDRESS:PORT to this file once listening");
+  cmd->add_flag("--quiet", options->quiet, "No access log");
+  cmd->callback([&ctx, options] { run_serve(ctx, *options); });
+}
+
+} // namespace registry::cli

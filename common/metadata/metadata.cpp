@@ -1,0 +1,1014 @@
+#include "common/metadata/metadata.hpp"
+
+#include "common/util/log.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
+
+#include <mutex>
+
+namespace registry::metadata {
+
+namespace {
+
+// Numbered migrations; PRAGMA user_version records how many have been applied.
+// Append only: never edit a migration that has shipped.
+const char* const k_migrations[] = {
+  // 1: the initial schema
+  R"sql(
+CREATE TABLE stores (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  config TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO stores (id, name, type, config) VALUES (1, 'default', 'filesystem', '{}');
+
+CREATE TABLE feeds (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL DEFAULT '',
+  store_id INTEGER NOT NULL REFERENCES stores(id),
+  anonymous_access TEXT NOT NULL DEFAULT 'pull',
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE repositories (
+  id INTEGER PRIMARY KEY,
+  feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX repositories_feed ON repositories(feed_id, name);
+
+CREATE TABLE blobs (
+  id INTEGER PRIMARY KEY,
+  store_id INTEGER NOT NULL REFERENCES stores(id),
+  digest TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  object_key TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_touched_at INTEGER NOT NULL,
+  UNIQUE (store_id, digest)
+);
+CREATE INDEX blobs_touched ON blobs(store_id, last_touched_at);
+
+CREATE TABLE repository_blobs (
+  repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+  blob_id INTEGER NOT NULL REFERENCES blobs(id) ON DELETE CASCADE,
+  linked_at INTEGER NOT NULL,
+  PRIMARY KEY (repository_id, blob_id)
+) WITHOUT ROWID;
+CREATE INDEX repository_blobs_blob ON repository_blobs(blob_id);
+
+CREATE TABLE manifests (
+  id INTEGER PRIMARY KEY,
+  repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+  digest TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  artifact_type TEXT NOT NULL DEFAULT '',
+  subject_digest TEXT NOT NULL DEFAULT '',
+  annotations TEXT NOT NULL DEFAULT '',
+  size INTEGER NOT NULL,
+  bytes BLOB NOT NULL,
+  pushed_at INTEGER NOT NULL,
+  UNIQUE (repository_id, digest)
+);
+CREATE INDEX manifests_subject ON manifests(repository_id, subject_digest)
+  WHERE subject_digest <> '';
+
+-- kind: 0 = blob (config, layer), 1 = child manifest (index entry)
+CREATE TABLE manifest_references (
+  manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+  kind INTEGER NOT NULL,
+  digest TEXT NOT NULL,
+  PRIMARY KEY (manifest_id, kind, digest)
+) WITHOUT ROWID;
+CREATE INDEX manifest_references_digest ON manifest_references(digest, kind);
+
+CREATE TABLE tags (
+  repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (repository_id, name)
+) WITHOUT ROWID;
+CREATE INDEX tags_manifest ON tags(manifest_id);
+
+CREATE TABLE uploads (
+  id TEXT PRIMARY KEY,
+  feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+  repository TEXT NOT NULL,
+  store_id INTEGER NOT NULL REFERENCES stores(id),
+  started_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+);
+)sql",
+};
+
+constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
+
+Unexpected
+db_failure(const std::exception& e)
+{
+  util::log_error(std::string("database error: ") + e.what());
+  if (auto* sq = dynamic_cast<const SQLite::Exception*>(&e)) {
+    if (sq->getErrorCode() == SQLITE_BUSY || sq->getErrorCode() == SQLITE_LOCKED) {
+      return fail(ErrorCode::too_many_requests, "the registry database is busy; retry");
+    }
+  }
+  return fail(ErrorCode::io_error, "metadata database failure");
+}
+
+std::string
+column_string(SQLite::Statement& q, int i)
+{
+  auto col = q.getColumn(i);
+  if (col.isNull()) {
+    return {};
+  }
+  return std::string(static_cast<const char*>(col.getBlob()), static_cast<size_t>(col.getBytes()));
+}
+
+FeedRow
+read_feed(SQLite::Statement& q)
+{
+  return FeedRow{q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2),
+                 q.getColumn(3).getInt64(), column_string(q, 4), q.getColumn(5).getInt64()};
+}
+const char* const k_feed_columns = "id, name, description, store_id, anonymous_access, created_at";
+
+BlobRow
+read_blob(SQLite::Statement& q)
+{
+  return BlobRow{q.getColumn(0).getInt64(),
+                 q.getColumn(1).getInt64(),
+                 column_string(q, 2),
+                 static_cast<uint64_t>(q.getColumn(3).getInt64()),
+                 column_string(q, 4),
+                 q.getColumn(5).getInt64(),
+                 q.getColumn(6).getInt64()};
+}
+const char* const k_blob_columns
+  = "b.id, b.store_id, b.digest, b.size, b.object_key, b.created_at, b.last_touched_at";
+
+ManifestRow
+read_manifest(SQLite::Statement& q, bool with_bytes)
+{
+  ManifestRow m;
+  m.id = q.getColumn(0).getInt64();
+  m.repository_id = q.getColumn(1).getInt64();
+  m.digest = column_string(q, 2);
+  m.media_type = column_string(q, 3);
+  m.artifact_type = column_string(q, 4);
+  m.subject_digest = column_string(q, 5);
+  m.annotations_json = column_string(q, 6);
+  m.size = static_cast<uint64_t>(q.getColumn(7).getInt64());
+  m.pushed_at = q.getColumn(8).getInt64();
+  if (with_bytes) {
+    m.bytes = column_string(q, 9);
+  }
+  return m;
+}
+
+std::string
+manifest_columns(bool with_bytes)
+{
+  return std::string("m.id, m.repository_id, m.digest, m.media_type, m.artifact_type, "
+                     "m.subject_digest, m.annotations, m.size, m.pushed_at")
+         + (with_bytes ? ", m.bytes" : "");
+}
+
+} // namespace
+
+struct Metadata::Impl {
+  std::filesystem::path path;
+  std::mutex mutex;
+  std::vector<std::unique_ptr<SQLite::Database>> idle;
+
+  std::unique_ptr<SQLite::Database>
+  connect()
+  {
+    auto db = std::make_unique<SQLite::Database>(
+      path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);
+    db->setBusyTimeout(10000);
+    db->exec("PRAGMA journal_mode=WAL");
+    db->exec("PRAGMA synchronous=NORMAL");
+    db->exec("PRAGMA foreign_keys=ON");
+    return db;
+  }
+
+  // A pooled connection, returned to the pool when the lease ends.
+  class Lease
+  {
+  public:
+    Lease(Impl& impl, std::unique_ptr<SQLite::Database> db) : m_impl(impl), m_db(std::move(db)) {}
+    ~Lease()
+    {
+      if (m_db) {
+        std::lock_guard lock(m_impl.mutex);
+        if (m_impl.idle.size() < 32) {
+          m_impl.idle.push_back(std::move(m_db));
+        }
+      }
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    SQLite::Database&
+    operator*()
+    {
+      return *m_db;
+    }
+
+  private:
+    Impl& m_impl;
+    std::unique_ptr<SQLite::Database> m_db;
+  };
+
+  Lease
+  lease()
+  {
+    {
+      std::lock_guard lock(mutex);
+      if (!idle.empty()) {
+        auto db = std::move(idle.back());
+        idle.pop_back();
+        return Lease(*this, std::move(db));
+      }
+    }
+    return Lease(*this, connect());
+  }
+
+  // Runs `fn(db)` on a pooled connection, translating database exceptions.
+  template<typename F>
+  auto
+  run(F&& fn) -> decltype(fn(std::declval<SQLite::Database&>()))
+  {
+    try {
+      auto l = lease();
+      return fn(*l);
+    } catch (const std::exception& e) {
+      return db_failure(e);
+    }
+  }
+
+  // Runs `fn(db)` inside one IMMEDIATE transaction; commits when it succeeds.
+  template<typename F>
+  auto
+  write(F&& fn) -> decltype(fn(std::declval<SQLite::Database&>()))
+  {
+    return run([&](SQLite::Database& db) -> decltype(fn(db)) {
+      SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+      auto result = fn(db);
+      if (result.has_value()) {
+        tx.commit();
+      }
+      return result;
+    });
+  }
+};
+
+namespace {
+
+std::optional<int64_t>
+find_repository_id(SQLite::Database& db, const std::string& name)
+{
+  SQLite::Statement q(db, "SELECT id FROM repositories WHERE name = ?");
+  q.bind(1, name);
+  if (q.executeStep()) {
+    return q.getColumn(0).getInt64();
+  }
+  return std::nullopt;
+}
+
+// REQUIRES: inside a write transaction.
+Result<int64_t>
+ensure_repository(SQLite::Database& db, int64_t feed_id, const std::string& name, int64_t now)
+{
+  {
+    SQLite::Statement feed(db, "SELECT 1 FROM feeds WHERE id = ?");
+    feed.bind(1, feed_id);
+    if (!feed.executeStep()) {
+      return fail(ErrorCode::name_unknown, "feed does not exist", name);
+    }
+  }
+  if (auto id = find_repository_id(db, name)) {
+    SQLite::Statement touch(db, "UPDATE repositories SET updated_at = ? WHERE id = ?");
+    touch.bind(1, now);
+    touch.bind(2, *id);
+    touch.exec();
+    return *id;
+  }
+  SQLite::Statement insert(
+    db, "INSERT INTO repositories (feed_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)");
+  insert.bind(1, feed_id);
+  insert.bind(2, name);
+  insert.bind(3, now);
+  insert.bind(4, now);
+  insert.exec();
+  return db.getLastInsertRowid();
+}
+
+Result<RepositoryRow>
+load_repository(SQLite::Database& db, int64_t id)
+{
+  SQLite::Statement q(db, "SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
+                          "repositories r JOIN feeds f ON f.id = r.feed_id WHERE r.id = ?");
+  q.bind(1, id);
+  if (!q.executeStep()) {
+    return fail(ErrorCode::name_unknown, "repository does not exist");
+  }
+  return RepositoryRow{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(),
+                       q.getColumn(2).getInt64(), column_string(q, 3), q.getColumn(4).getInt64()};
+}
+
+} // namespace
+
+Metadata::Metadata(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+Metadata::~Metadata() = default;
+
+Result<std::unique_ptr<Metadata>>
+Metadata::open(const std::filesystem::path& path)
+{
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  try {
+    auto db = impl->connect();
+    SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
+    int version = db->execAndGet("PRAGMA user_version").getInt();
+    if (version > k_schema_version) {
+      return fail(ErrorCode::corrupt, "the database schema (version " + std::to_string(version)
+                                        + ") is newer than this registryctl understands");
+    }
+    for (int v = version; v < k_schema_version; ++v) {
+      db->exec(k_migrations[v]);
+      db->exec("PRAGMA user_version = " + std::to_string(v + 1));
+    }
+    tx.commit();
+    impl->idle.push_back(std::move(db));
+  } catch (const std::exception& e) {
+    util::log_error(std::string("cannot open database: ") + e.what());
+    return fail(ErrorCode::io_error, "cannot open the metadata database " + path.string());
+  }
+  return std::unique_ptr<Metadata>(new Metadata(std::move(impl)));
+}
+
+int
+Metadata::schema_version()
+{
+  auto r = m_impl->run([](SQLite::Database& db) -> Result<int> {
+    return db.execAndGet("PRAGMA user_version").getInt();
+  });
+  return r ? *r : -1;
+}
+
+Result<std::vector<StoreRow>>
+Metadata::list_stores()
+{
+  return m_impl->run([](SQLite::Database& db) -> Result<std::vector<StoreRow>> {
+    std::vector<StoreRow> out;
+    SQLite::Statement q(db, "SELECT id, name, type, config FROM stores ORDER BY name");
+    while (q.executeStep()) {
+      out.push_back({q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2),
+                     column_string(q, 3)});
+    }
+    return out;
+  });
+}
+
+// --- feeds ---
+
+Result<FeedRow>
+Metadata::create_feed(const std::string& name, const std::string& description, int64_t store_id,
+                      const std::string& anonymous_access, int64_t now)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<FeedRow> {
+    SQLite::Statement exists(db, "SELECT 1 FROM feeds WHERE name = ?");
+    exists.bind(1, name);
+    if (exists.executeStep()) {
+      return fail(ErrorCode::already_exists, "feed '" + name + "' already exists", name);
+    }
+    SQLite::Statement insert(db, "INSERT INTO feeds (name, description, store_id, "
+                                 "anonymous_access, created_at) VALUES (?, ?, ?, ?, ?)");
+    insert.bind(1, name);
+    insert.bind(2, description);
+    insert.bind(3, store_id);
+    insert.bind(4, anonymous_access);
+    insert.bind(5, now);
+    insert.exec();
+    return FeedRow{db.getLastInsertRowid(), name, description, store_id, anonymous_access, now};
+  });
+}
+
+Result<std::optional<FeedRow>>
+Metadata::find_feed(const std::string& name)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<FeedRow>> {
+    SQLite::Statement q(db, std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
+    q.bind(1, name);
+    if (q.executeStep()) {
+      return std::optional<FeedRow>(read_feed(q));
+    }
+    return std::optional<FeedRow>();
+  });
+}
+
+Result<std::vector<FeedRow>>
+Metadata::list_feeds()
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<FeedRow>> {
+    std::vector<FeedRow> out;
+    SQLite::Statement q(db, std::string("SELECT ") + k_feed_columns + " FROM feeds ORDER BY name");
+    while (q.executeStep()) {
+      out.push_back(read_feed(q));
+    }
+    return out;
+  });
+}
+
+Result<FeedRow>
+Metadata::update_feed(const std::string& name, const std::string& description,
+                      const std::string& anonymous_access)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<FeedRow> {
+    SQLite::Statement update(
+      db, "UPDATE feeds SET description = ?, anonymous_access = ? WHERE name = ?");
+    update.bind(1, description);
+    update.bind(2, anonymous_access);
+    update.bind(3, name);
+    if (update.exec() == 0) {
+      return fail(ErrorCode::name_unknown, "feed '" + name + "' does not exist", name);
+    }
+    SQLite::Statement q(db, std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
+    q.bind(1, name);
+    q.executeStep();
+    return read_feed(q);
+  });
+}
+
+Result<std::vector<std::string>>
+Metadata::delete_feed(const std::string& name)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
+    std::vector<std::string> uploads;
+    SQLite::Statement q(db, "SELECT u.id FROM uploads u JOIN feeds f ON f.id = u.feed_id "
+                            "WHERE f.name = ?");
+    q.bind(1, name);
+    while (q.executeStep()) {
+      uploads.push_back(column_string(q, 0));
+    }
+    SQLite::Statement del(db, "DELETE FROM feeds WHERE name = ?");
+    del.bind(1, name);
+    if (del.exec() == 0) {
+      return fail(ErrorCode::name_unknown, "feed '" + name + "' does not exist", name);
+    }
+    return uploads;
+  });
+}
+
+// --- repositories ---
+
+Result<std::optional<RepositoryRow>>
+Metadata::find_repository(const std::string& full_name)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<RepositoryRow>> {
+    SQLite::Statement q(db, "SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
+                            "repositories r JOIN feeds f ON f.id = r.feed_id WHERE r.name = ?");
+    q.bind(1, full_name);
+    if (!q.executeStep()) {
+      return std::optional<RepositoryRow>();
+    }
+    return std::optional<RepositoryRow>(RepositoryRow{
+      q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
+      column_string(q, 3), q.getColumn(4).getInt64()});
+  });
+}
+
+Result<std::vector<std::string>>
+Metadata::list_repository_names(const std::string& feed, const std::string& last, int64_t limit)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    // Only repositories holding at least one manifest are listed: a repository
+    // whose images were all deleted disappears from the catalog.
+    std::string sql = "SELECT r.name FROM repositories r WHERE r.name > ? AND EXISTS "
+                      "(SELECT 1 FROM manifests m WHERE m.repository_id = r.id)";
+    if (!feed.empty()) {
+      sql += " AND r.feed_id = (SELECT id FROM feeds WHERE name = ?)";
+    }
+    sql += " ORDER BY r.name LIMIT ?";
+    SQLite::Statement q(db, sql);
+    int i = 1;
+    q.bind(i++, last);
+    if (!feed.empty()) {
+      q.bind(i++, feed);
+    }
+    q.bind(i, limit);
+    while (q.executeStep()) {
+      out.push_back(column_string(q, 0));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<RepositorySummary>>
+Metadata::list_repositories(const std::string& feed)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<RepositorySummary>> {
+    std::vector<RepositorySummary> out;
+    std::string sql
+      = "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repository_id = r.id), "
+        "(SELECT count(*) FROM manifests m WHERE m.repository_id = r.id), r.updated_at "
+        "FROM repositories r";
+    if (!feed.empty()) {
+      sql += " WHERE r.feed_id = (SELECT id FROM feeds WHERE name = ?)";
+    }
+    sql += " ORDER BY r.name";
+    SQLite::Statement q(db, sql);
+    if (!feed.empty()) {
+      q.bind(1, feed);
+    }
+    while (q.executeStep()) {
+      out.push_back({column_string(q, 0), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
+                     q.getColumn(3).getInt64()});
+    }
+    return out;
+  });
+}
+
+// --- blobs ---
+
+Result<std::optional<BlobRow>>
+Metadata::find_linked_blob(int64_t repository_id, const std::string& digest)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<BlobRow>> {
+    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+                              + " FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
+                                "JOIN repositories r ON r.id = rb.repository_id "
+                                "JOIN feeds f ON f.id = r.feed_id "
+                                "WHERE rb.repository_id = ? AND b.digest = ? "
+                                "AND b.store_id = f.store_id");
+    q.bind(1, repository_id);
+    q.bind(2, digest);
+    if (q.executeStep()) {
+      return std::optional<BlobRow>(read_blob(q));
+    }
+    return std::optional<BlobRow>();
+  });
+}
+
+Result<std::optional<BlobRow>>
+Metadata::find_blob(int64_t store_id, const std::string& digest)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<BlobRow>> {
+    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+                              + " FROM blobs b WHERE b.store_id = ? AND b.digest = ?");
+    q.bind(1, store_id);
+    q.bind(2, digest);
+    if (q.executeStep()) {
+      return std::optional<BlobRow>(read_blob(q));
+    }
+    return std::optional<BlobRow>();
+  });
+}
+
+Result<BlobRow>
+Metadata::record_blob(int64_t feed_id, const std::string& repository, int64_t store_id,
+                      const std::string& digest, uint64_t size, const std::string& object_key,
+                      int64_t now)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<BlobRow> {
+    REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
+    SQLite::Statement upsert(
+      db, "INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
+          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, digest) DO UPDATE SET "
+          "last_touched_at = excluded.last_touched_at");
+    upsert.bind(1, store_id);
+    upsert.bind(2, digest);
+    upsert.bind(3, static_cast<int64_t>(size));
+    upsert.bind(4, object_key);
+    upsert.bind(5, now);
+    upsert.bind(6, now);
+    upsert.exec();
+    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+                              + " FROM blobs b WHERE b.store_id = ? AND b.digest = ?");
+    q.bind(1, store_id);
+    q.bind(2, digest);
+    q.executeStep();
+    BlobRow row = read_blob(q);
+    SQLite::Statement link(db, "INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
+                               "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
+    link.bind(1, repo_id);
+    link.bind(2, row.id);
+    link.bind(3, now);
+    link.exec();
+    return row;
+  });
+}
+
+Result<bool>
+Metadata::mount_blob(int64_t from_repository_id, int64_t feed_id, const std::string& repository,
+                     const std::string& digest, int64_t now)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<bool> {
+    // The blob must be linked to the source and live in the target feed's store.
+    SQLite::Statement q(db, "SELECT b.id FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
+                            "WHERE rb.repository_id = ? AND b.digest = ? "
+                            "AND b.store_id = (SELECT store_id FROM feeds WHERE id = ?)");
+    q.bind(1, from_repository_id);
+    q.bind(2, digest);
+    q.bind(3, feed_id);
+    if (!q.executeStep()) {
+      return false;
+    }
+    int64_t blob_id = q.getColumn(0).getInt64();
+    REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
+    SQLite::Statement link(db, "INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
+                               "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
+    link.bind(1, repo_id);
+    link.bind(2, blob_id);
+    link.bind(3, now);
+    link.exec();
+    SQLite::Statement touch(db, "UPDATE blobs SET last_touched_at = ? WHERE id = ?");
+    touch.bind(1, now);
+    touch.bind(2, blob_id);
+    touch.exec();
+    return true;
+  });
+}
+
+Result<void>
+Metadata::unlink_blob(int64_t repository_id, const std::string& digest)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement del(db, "DELETE FROM repository_blobs WHERE repository_id = ? AND blob_id IN "
+                              "(SELECT id FROM blobs WHERE digest = ?)");
+    del.bind(1, repository_id);
+    del.bind(2, digest);
+    if (del.exec() == 0) {
+      return fail(ErrorCode::blob_unknown, "blob unknown to repository", digest);
+    }
+    return ok();
+  });
+}
+
+Result<void>
+Metadata::touch_blob(int64_t blob_id, int64_t now)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<void> {
+    // Only write when the stamp is older than a minute: HEAD storms stay reads.
+    SQLite::Statement touch(
+      db, "UPDATE blobs SET last_touched_at = ? WHERE id = ? AND last_touched_at < ?");
+    touch.bind(1, now);
+    touch.bind(2, blob_id);
+    touch.bind(3, now - 60);
+    touch.exec();
+    return ok();
+  });
+}
+
+// --- manifests and tags ---
+
+Result<RepositoryRow>
+Metadata::put_manifest(int64_t feed_id, const std::string& repository,
+                       const NewManifest& manifest, const std::string& tag, int64_t now)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<RepositoryRow> {
+    REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
+    SQLite::Statement blob_linked(
+      db, "SELECT b.id FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
+          "WHERE rb.repository_id = ? AND b.digest = ? "
+          "AND b.store_id = (SELECT store_id FROM feeds WHERE id = ?)");
+    SQLite::Statement child_exists(
+      db, "SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?");
+    SQLite::Statement touch(db, "UPDATE blobs SET last_touched_at = ? WHERE id = ?");
+    for (const auto& ref : manifest.references) {
+      bool found = false;
+      if (ref.kind == ManifestReferenceRecord::Kind::blob) {
+        blob_linked.reset();
+        blob_linked.bind(1, repo_id);
+        blob_linked.bind(2, ref.digest);
+        blob_linked.bind(3, feed_id);
+        if (blob_linked.executeStep()) {
+          found = true;
+          touch.reset();
+          touch.bind(1, now);
+          touch.bind(2, blob_linked.getColumn(0).getInt64());
+          touch.exec();
+        }
+      } else {
+        child_exists.reset();
+        child_exists.bind(1, repo_id);
+        child_exists.bind(2, ref.digest);
+        found = child_exists.executeStep();
+      }
+      if (!found) {
+        return fail(ErrorCode::manifest_blob_unknown,
+                    ref.kind == ManifestReferenceRecord::Kind::blob
+                      ? "manifest references a blob unknown to the repository"
+                      : "index references a manifest unknown to the repository",
+                    ref.digest);
+      }
+    }
+    int64_t manifest_id = 0;
+    {
+      SQLite::Statement existing(db, "SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
+      existing.bind(1, repo_id);
+      existing.bind(2, manifest.digest);
+      if (existing.executeStep()) {
+        manifest_id = existing.getColumn(0).getInt64();
+      }
+    }
+    if (manifest_id == 0) {
+      SQLite::Statement insert(
+        db, "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
+            "subject_digest, annotations, size, bytes, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      insert.bind(1, repo_id);
+      insert.bind(2, manifest.digest);
+      insert.bind(3, manifest.media_type);
+      insert.bind(4, manifest.artifact_type);
+      insert.bind(5, manifest.subject_digest);
+      insert.bind(6, manifest.annotations_json);
+      insert.bind(7, static_cast<int64_t>(manifest.bytes.size()));
+      insert.bind(8, manifest.bytes.data(), static_cast<int>(manifest.bytes.size()));
+      insert.bind(9, now);
+      insert.exec();
+      manifest_id = db.getLastInsertRowid();
+      SQLite::Statement ref_insert(db, "INSERT OR IGNORE INTO manifest_references "
+                                       "(manifest_id, kind, digest) VALUES (?, ?, ?)");
+      for (const auto& ref : manifest.references) {
+        ref_insert.reset();
+        ref_insert.bind(1, manifest_id);
+        ref_insert.bind(2, ref.kind == ManifestReferenceRecord::Kind::blob ? 0 : 1);
+        ref_insert.bind(3, ref.digest);
+        ref_insert.exec();
+      }
+    }
+    if (!tag.empty()) {
+      SQLite::Statement set_tag(
+        db, "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, "
+            "updated_at = excluded.updated_at");
+      set_tag.bind(1, repo_id);
+      set_tag.bind(2, tag);
+      set_tag.bind(3, manifest_id);
+      set_tag.bind(4, now);
+      set_tag.exec();
+    }
+    return load_repository(db, repo_id);
+  });
+}
+
+Result<std::optional<ManifestRow>>
+Metadata::find_manifest(int64_t repository_id, const std::string& digest, bool with_bytes)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<ManifestRow>> {
+    SQLite::Statement q(db, "SELECT " + manifest_columns(with_bytes)
+                              + " FROM manifests m WHERE m.repository_id = ? AND m.digest = ?");
+    q.bind(1, repository_id);
+    q.bind(2, digest);
+    if (q.executeStep()) {
+      return std::optional<ManifestRow>(read_manifest(q, with_bytes));
+    }
+    return std::optional<ManifestRow>();
+  });
+}
+
+Result<std::optional<ManifestRow>>
+Metadata::find_tagged_manifest(int64_t repository_id, const std::string& tag, bool with_bytes)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<ManifestRow>> {
+    SQLite::Statement q(db, "SELECT " + manifest_columns(with_bytes)
+                              + " FROM tags t JOIN manifests m ON m.id = t.manifest_id "
+                                "WHERE t.repository_id = ? AND t.name = ?");
+    q.bind(1, repository_id);
+    q.bind(2, tag);
+    if (q.executeStep()) {
+      return std::optional<ManifestRow>(read_manifest(q, with_bytes));
+    }
+    return std::optional<ManifestRow>();
+  });
+}
+
+Result<std::vector<std::string>>
+Metadata::delete_manifest(int64_t repository_id, const std::string& digest)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
+    SQLite::Statement find(db, "SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
+    find.bind(1, repository_id);
+    find.bind(2, digest);
+    if (!find.executeStep()) {
+      return fail(ErrorCode::manifest_unknown, "manifest unknown", digest);
+    }
+    int64_t id = find.getColumn(0).getInt64();
+    SQLite::Statement parent(
+      db, "SELECT m.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id "
+          "WHERE r.digest = ? AND r.kind = 1 AND m.repository_id = ? LIMIT 1");
+    parent.bind(1, digest);
+    parent.bind(2, repository_id);
+    if (parent.executeStep()) {
+      return fail(ErrorCode::conflict,
+                  "manifest is referenced by index " + column_string(parent, 0)
+                    + "; delete the index first",
+                  column_string(parent, 0));
+    }
+    std::vector<std::string> tags;
+    SQLite::Statement tq(db, "SELECT name FROM tags WHERE manifest_id = ? ORDER BY name");
+    tq.bind(1, id);
+    while (tq.executeStep()) {
+      tags.push_back(column_string(tq, 0));
+    }
+    SQLite::Statement del(db, "DELETE FROM manifests WHERE id = ?");
+    del.bind(1, id);
+    del.exec();
+    return tags;
+  });
+}
+
+Result<void>
+Metadata::delete_tag(int64_t repository_id, const std::string& tag)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement del(db, "DELETE FROM tags WHERE repository_id = ? AND name = ?");
+    del.bind(1, repository_id);
+    del.bind(2, tag);
+    if (del.exec() == 0) {
+      return fail(ErrorCode::manifest_unknown, "tag unknown", tag);
+    }
+    return ok();
+  });
+}
+
+Result<std::vector<TagRow>>
+Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limit)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<TagRow>> {
+    std::vector<TagRow> out;
+    SQLite::Statement q(db, "SELECT t.name, m.digest, t.updated_at FROM tags t JOIN manifests m "
+                            "ON m.id = t.manifest_id WHERE t.repository_id = ? AND t.name > ? "
+                            "ORDER BY t.name LIMIT ?");
+    q.bind(1, repository_id);
+    q.bind(2, last);
+    q.bind(3, limit);
+    while (q.executeStep()) {
+      out.push_back({column_string(q, 0), column_string(q, 1), q.getColumn(2).getInt64()});
+    }
+    return out;
+  });
+}
+
+Result<std::vector<std::string>>
+Metadata::tags_of(int64_t repository_id, const std::string& digest)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    SQLite::Statement q(db, "SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id "
+                            "WHERE m.repository_id = ? AND m.digest = ? ORDER BY t.name");
+    q.bind(1, repository_id);
+    q.bind(2, digest);
+    while (q.executeStep()) {
+      out.push_back(column_string(q, 0));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<ManifestRow>>
+Metadata::list_referrers(int64_t repository_id, const std::string& digest,
+                         const std::string& artifact_type)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<ManifestRow>> {
+    std::vector<ManifestRow> out;
+    std::string sql = "SELECT " + manifest_columns(false)
+                      + " FROM manifests m WHERE m.repository_id = ? AND m.subject_digest = ?";
+    if (!artifact_type.empty()) {
+      sql += " AND m.artifact_type = ?";
+    }
+    sql += " ORDER BY m.digest";
+    SQLite::Statement q(db, sql);
+    q.bind(1, repository_id);
+    q.bind(2, digest);
+    if (!artifact_type.empty()) {
+      q.bind(3, artifact_type);
+    }
+    while (q.executeStep()) {
+      out.push_back(read_manifest(q, false));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<ManifestReferenceRecord>>
+Metadata::manifest_references(int64_t manifest_id)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<ManifestReferenceRecord>> {
+    std::vector<ManifestReferenceRecord> out;
+    SQLite::Statement q(db, "SELECT kind, digest FROM manifest_references WHERE manifest_id = ?");
+    q.bind(1, manifest_id);
+    while (q.executeStep()) {
+      out.push_back({q.getColumn(0).getInt() == 0 ? ManifestReferenceRecord::Kind::blob
+                                                  : ManifestReferenceRecord::Kind::manifest,
+                     column_string(q, 1)});
+    }
+    return out;
+  });
+}
+
+// --- uploads ---
+
+Result<void>
+Metadata::create_upload(const std::string& id, int64_t feed_id, const std::string& repository,
+                        int64_t store_id, int64_t now)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement insert(db, "INSERT INTO uploads (id, feed_id, repository, store_id, "
+                                 "started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)");
+    insert.bind(1, id);
+    insert.bind(2, feed_id);
+    insert.bind(3, repository);
+    insert.bind(4, store_id);
+    insert.bind(5, now);
+    insert.bind(6, now);
+    insert.exec();
+    return ok();
+  });
+}
+
+Result<std::optional<UploadRow>>
+Metadata::find_upload(const std::string& id)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<UploadRow>> {
+    SQLite::Statement q(db, "SELECT id, feed_id, repository, store_id, started_at, updated_at "
+                            "FROM uploads WHERE id = ?");
+    q.bind(1, id);
+    if (!q.executeStep()) {
+      return std::optional<UploadRow>();
+    }
+    UploadRow row;
+    row.id = column_string(q, 0);
+    row.feed_id = q.getColumn(1).getInt64();
+    row.repository_name = column_string(q, 2);
+    row.store_id = q.getColumn(3).getInt64();
+    row.started_at = q.getColumn(4).getInt64();
+    row.updated_at = q.getColumn(5).getInt64();
+    return std::optional<UploadRow>(row);
+  });
+}
+
+Result<void>
+Metadata::touch_upload(const std::string& id, int64_t now)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement q(db, "UPDATE uploads SET updated_at = ? WHERE id = ?");
+    q.bind(1, now);
+    q.bind(2, id);
+    q.exec();
+    return ok();
+  });
+}
+
+Result<void>
+Metadata::delete_upload(const std::string& id)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement q(db, "DELETE FROM uploads WHERE id = ?");
+    q.bind(1, id);
+    q.exec();
+    return ok();
+  });
+}
+
+Result<std::vector<UploadRow>>
+Metadata::list_uploads()
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<UploadRow>> {
+    std::vector<UploadRow> out;
+    SQLite::Statement q(db, "SELECT id, feed_id, repository, store_id, started_at, updated_at "
+                            "FROM uploads ORDER BY started_at");
+    while (q.executeStep()) {
+      UploadRow row;
+      row.id = column_string(q, 0);
+      row.feed_id = q.getColumn(1).getInt64();
+      row.repository_name = column_string(q, 2);
+      row.store_id = q.getColumn(3).getInt64();
+      row.started_at = q.getColumn(4).getInt64();
+      row.updated_at = q.getColumn(5).getInt64();
+      out.push_back(row);
+    }
+    return out;
+  });
+}
+
+} // namespace registry::metadata

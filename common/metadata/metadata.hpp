@@ -1,0 +1,228 @@
+#pragma once
+
+// Metadata: the registry's relational state (feeds, repositories, blobs, links,
+// manifests, their references, tags, uploads). This is the only interface to it;
+// the SQLite implementation lives in metadata.cpp and no SQLite type crosses
+// this header, so a PostgreSQL backend can take its place.
+//
+// Every mutating method is one transaction: it either happens completely or not
+// at all, and it re-checks its preconditions inside the transaction, so a
+// concurrent writer (another server thread, `registryctl` on the same data
+// directory, the garbage collector) never sees or creates a half state.
+//
+// Thread-safety: all methods may be called concurrently; connections are pooled.
+// Errors: io_error/internal for database failures (the message is logged, not
+// shown to clients); domain codes as documented per method.
+
+#include "common/oci/digest.hpp"
+#include "common/result.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace registry::metadata {
+
+struct FeedRow {
+  int64_t id = 0;
+  std::string name;
+  std::string description;
+  int64_t store_id = 0;
+  std::string anonymous_access; // "none" | "pull"
+  int64_t created_at = 0;
+};
+
+struct RepositoryRow {
+  int64_t id = 0;
+  int64_t feed_id = 0;
+  int64_t store_id = 0;
+  std::string name; // full name FEED/PATH
+  int64_t created_at = 0;
+};
+
+struct RepositorySummary {
+  std::string name;
+  int64_t tag_count = 0;
+  int64_t manifest_count = 0;
+  int64_t updated_at = 0;
+};
+
+struct BlobRow {
+  int64_t id = 0;
+  int64_t store_id = 0;
+  std::string digest;
+  uint64_t size = 0;
+  std::string object_key;
+  int64_t created_at = 0;
+  int64_t last_touched_at = 0;
+};
+
+struct ManifestRow {
+  int64_t id = 0;
+  int64_t repository_id = 0;
+  std::string digest;
+  std::string media_type;
+  std::string artifact_type;
+  std::string subject_digest;
+  std::string annotations_json;
+  uint64_t size = 0;
+  std::string bytes; // empty unless asked for
+  int64_t pushed_at = 0;
+};
+
+struct ManifestReferenceRecord {
+  enum class Kind { blob, manifest };
+  Kind kind = Kind::blob;
+  std::string digest;
+};
+
+struct NewManifest {
+  std::string digest;
+  std::string media_type;
+  std::string artifact_type;
+  std::string subject_digest;
+  std::string annotations_json;
+  std::string bytes;
+  std::vector<ManifestReferenceRecord> references;
+};
+
+struct TagRow {
+  std::string name;
+  std::string digest;
+  int64_t updated_at = 0;
+};
+
+struct UploadRow {
+  std::string id;
+  int64_t feed_id = 0;
+  int64_t store_id = 0;
+  std::string repository_name; // full name FEED/PATH
+  int64_t started_at = 0;
+  int64_t updated_at = 0;
+};
+
+struct StoreRow {
+  int64_t id = 0;
+  std::string name;
+  std::string type;
+  std::string config_json;
+};
+
+class Metadata
+{
+public:
+  // Opens (creating if needed) the database file at `path` and applies pending
+  // migrations. io_error if the file cannot be opened; corrupt if its schema is
+  // newer than this program knows.
+  static Result<std::unique_ptr<Metadata>> open(const std::filesystem::path& path);
+  ~Metadata();
+  Metadata(const Metadata&) = delete;
+  Metadata& operator=(const Metadata&) = delete;
+
+  int schema_version();
+
+  // --- stores ---
+  Result<std::vector<StoreRow>> list_stores();
+
+  // --- feeds ---
+  // already_exists if the name is taken.
+  Result<FeedRow> create_feed(const std::string& name, const std::string& description,
+                              int64_t store_id, const std::string& anonymous_access,
+                              int64_t now);
+  // nullopt when absent.
+  Result<std::optional<FeedRow>> find_feed(const std::string& name);
+  Result<std::vector<FeedRow>> list_feeds();
+  // Sets description and anonymous access. name_unknown when absent.
+  Result<FeedRow> update_feed(const std::string& name, const std::string& description,
+                              const std::string& anonymous_access);
+  // Deletes the feed with its repositories, links, manifests, tags and uploads
+  // (blob rows stay for gc). Returns the upload ids that were removed so the
+  // caller can drop their bytes. name_unknown when absent.
+  Result<std::vector<std::string>> delete_feed(const std::string& name);
+
+  // --- repositories ---
+  Result<std::optional<RepositoryRow>> find_repository(const std::string& full_name);
+  // Lists repository names in lexical order after `last` (exclusive), at most
+  // `limit` of them; `feed` restricts to one feed when not empty.
+  Result<std::vector<std::string>> list_repository_names(const std::string& feed,
+                                                         const std::string& last,
+                                                         int64_t limit);
+  Result<std::vector<RepositorySummary>> list_repositories(const std::string& feed);
+
+  // --- blobs ---
+  // The blob with `digest` linked to the repository; nullopt when not linked.
+  Result<std::optional<BlobRow>> find_linked_blob(int64_t repository_id,
+                                                  const std::string& digest);
+  // The blob with `digest` in a store, linked or not.
+  Result<std::optional<BlobRow>> find_blob(int64_t store_id, const std::string& digest);
+  // Records a committed blob (or refreshes an existing row) and links it to the
+  // repository named `repository` in `feed`, creating the repository if needed.
+  // name_unknown if the feed vanished meanwhile.
+  Result<BlobRow> record_blob(int64_t feed_id, const std::string& repository,
+                              int64_t store_id, const std::string& digest, uint64_t size,
+                              const std::string& object_key, int64_t now);
+  // Links an existing blob row to a repository (mount). Returns false when the
+  // blob is not linked to `from_repository_id` (nothing is changed).
+  Result<bool> mount_blob(int64_t from_repository_id, int64_t feed_id,
+                          const std::string& repository, const std::string& digest,
+                          int64_t now);
+  // Removes the link. blob_unknown when there is none.
+  Result<void> unlink_blob(int64_t repository_id, const std::string& digest);
+  // Refreshes last_touched_at (HEAD and re-push count as use for the gc grace).
+  Result<void> touch_blob(int64_t blob_id, int64_t now);
+
+  // --- manifests and tags ---
+  // In one transaction: creates the repository if needed, checks every blob
+  // reference is linked and every manifest reference exists in it
+  // (manifest_blob_unknown otherwise, detail = the digest), inserts the
+  // manifest (idempotent for the same digest) and its references, links the
+  // referenced blobs' use time, and points `tag` at it when not empty.
+  Result<RepositoryRow> put_manifest(int64_t feed_id, const std::string& repository,
+                                     const NewManifest& manifest, const std::string& tag,
+                                     int64_t now);
+  // nullopt when absent. `with_bytes` loads the stored bytes.
+  Result<std::optional<ManifestRow>> find_manifest(int64_t repository_id,
+                                                   const std::string& digest,
+                                                   bool with_bytes);
+  Result<std::optional<ManifestRow>> find_tagged_manifest(int64_t repository_id,
+                                                          const std::string& tag,
+                                                          bool with_bytes);
+  // Deletes the manifest and every tag pointing at it; returns those tags.
+  // manifest_unknown when absent; conflict when an index in the same repository
+  // still references it (detail = that index's digest).
+  Result<std::vector<std::string>> delete_manifest(int64_t repository_id,
+                                                   const std::string& digest);
+  // Removes one tag. manifest_unknown when absent.
+  Result<void> delete_tag(int64_t repository_id, const std::string& tag);
+  // Tags in lexical order after `last`, at most `limit`.
+  Result<std::vector<TagRow>> list_tags(int64_t repository_id, const std::string& last,
+                                        int64_t limit);
+  // Tags pointing at one manifest.
+  Result<std::vector<std::string>> tags_of(int64_t repository_id, const std::string& digest);
+  // Manifests in the repository whose subject is `digest`, optionally filtered by
+  // artifact type.
+  Result<std::vector<ManifestRow>> list_referrers(int64_t repository_id,
+                                                  const std::string& digest,
+                                                  const std::string& artifact_type);
+  // The references recorded for a manifest.
+  Result<std::vector<ManifestReferenceRecord>> manifest_references(int64_t manifest_id);
+
+  // --- uploads ---
+  Result<void> create_upload(const std::string& id, int64_t feed_id,
+                             const std::string& repository, int64_t store_id, int64_t now);
+  Result<std::optional<UploadRow>> find_upload(const std::string& id);
+  Result<void> touch_upload(const std::string& id, int64_t now);
+  // Not an error when absent.
+  Result<void> delete_upload(const std::string& id);
+  Result<std::vector<UploadRow>> list_uploads();
+
+private:
+  struct Impl;
+  explicit Metadata(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace registry::metadata

@@ -1,0 +1,355 @@
+// Registry: blob reads, uploads and mounts.
+
+#include "common/service/registry.hpp"
+
+#include "common/util/hasher.hpp"
+#include "common/util/log.hpp"
+#include "common/util/uuid.hpp"
+
+namespace registry::service {
+
+namespace {
+
+Unexpected
+upload_unknown()
+{
+  return fail(ErrorCode::blob_upload_unknown, "blob upload unknown to registry");
+}
+
+// Lower-layer not_found about an upload becomes the wire's upload-unknown.
+Error
+translate_upload_error(Error error)
+{
+  if (error.code == ErrorCode::not_found || error.code == ErrorCode::invalid_argument) {
+    return Error{ErrorCode::blob_upload_unknown, "blob upload unknown to registry", {}};
+  }
+  return error;
+}
+
+} // namespace
+
+// Per-upload state kept in memory while the server runs: the running hash, so
+// completing an upload never re-reads it. After a restart it is rebuilt from the
+// stored bytes once (the fallback DESIGN.md §4.1 allows).
+struct Registry::UploadState {
+  std::mutex mutex; // serialises requests on one upload
+  util::Hasher hasher{util::HashAlgorithm::sha256};
+  uint64_t offset = 0;
+  bool loaded = false;
+};
+
+Result<BlobInfo>
+Registry::stat_blob(std::string_view repository, std::string_view digest)
+{
+  REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  if (!repo.row) {
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
+  }
+  REGISTRY_TRY_ASSIGN(auto blob, m_metadata->find_linked_blob(repo.row->id, parsed.str()));
+  if (!blob) {
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
+  }
+  (void)m_metadata->touch_blob(blob->id, now());
+  return BlobInfo{parsed, blob->size};
+}
+
+Result<OpenBlob>
+Registry::open_blob(std::string_view repository, std::string_view digest)
+{
+  REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  if (!repo.row) {
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
+  }
+  REGISTRY_TRY_ASSIGN(auto blob, m_metadata->find_linked_blob(repo.row->id, parsed.str()));
+  if (!blob) {
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
+  }
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob->store_id));
+  auto reader = blob_store->open_blob(blob->object_key);
+  if (!reader) {
+    // A row without bytes breaks the crash-safety invariant: report, never hide.
+    util::log_error("blob " + parsed.str() + " has a row but its bytes cannot be read: "
+                    + reader.error().message);
+    return fail(ErrorCode::io_error, "blob data unavailable", parsed.str());
+  }
+  return OpenBlob{BlobInfo{parsed, blob->size}, std::move(reader).value()};
+}
+
+Result<void>
+Registry::delete_blob(std::string_view repository, std::string_view digest)
+{
+  REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  if (!repo.row) {
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
+  }
+  return m_metadata->unlink_blob(repo.row->id, parsed.str());
+}
+
+// --- uploads ---
+
+Result<UploadStatus>
+Registry::start_upload(std::string_view repository)
+{
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(repo.feed.store_id));
+  std::string id = util::random_uuid();
+  REGISTRY_TRY(blob_store->create_upload(id));
+  auto created = m_metadata->create_upload(id, repo.feed.id, repo.full, repo.feed.store_id, now());
+  if (!created) {
+    (void)blob_store->remove_upload(id);
+    return fail(created.take_error());
+  }
+  auto state = std::make_shared<UploadState>();
+  state->loaded = true;
+  {
+    std::lock_guard lock(m_uploads_mutex);
+    m_uploads[id] = state;
+  }
+  return UploadStatus{id, repo.full, 0};
+}
+
+Result<std::shared_ptr<Registry::UploadState>>
+Registry::upload_state(std::string_view repository, std::string_view id,
+                       metadata::UploadRow& row)
+{
+  std::string key(id);
+  if (!util::is_uuid(key)) {
+    return upload_unknown();
+  }
+  REGISTRY_TRY_ASSIGN(auto name, oci::parse_repository_name(repository));
+  REGISTRY_TRY_ASSIGN(auto found, m_metadata->find_upload(key));
+  if (!found || found->repository_name != name.full()) {
+    return upload_unknown();
+  }
+  row = *found;
+  std::lock_guard lock(m_uploads_mutex);
+  auto& state = m_uploads[key];
+  if (!state) {
+    state = std::make_shared<UploadState>();
+  }
+  return state;
+}
+
+void
+Registry::forget_upload(const std::string& id)
+{
+  std::lock_guard lock(m_uploads_mutex);
+  m_uploads.erase(id);
+}
+
+// REQUIRES: state.mutex held.
+Result<void>
+Registry::append_locked(UploadState& state, const metadata::UploadRow& row, const ByteSource& body)
+{
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
+  auto size = blob_store->upload_size(row.id);
+  if (!size) {
+    return fail(translate_upload_error(size.take_error()));
+  }
+  if (!state.loaded || state.offset != *size) {
+    // Restarted server (or another process appended): rebuild the hash from the
+    // stored bytes. Never happens on the normal path.
+    util::Hasher hasher(util::HashAlgorithm::sha256);
+    uint64_t seen = 0;
+    REGISTRY_TRY(blob_store->read_upload(row.id, [&](const char* data, size_t n) {
+      hasher.update(data, n);
+      seen += n;
+      return true;
+    }));
+    state.hasher = std::move(hasher);
+    state.offset = seen;
+    state.loaded = true;
+  }
+  if (!body) {
+    return ok();
+  }
+  auto writer = blob_store->append_upload(row.id);
+  if (!writer) {
+    return fail(translate_upload_error(writer.take_error()));
+  }
+  Result<void> write_result;
+  bool complete = body([&](const char* data, size_t n) {
+    auto w = (*writer)->write(data, n);
+    if (!w) {
+      write_result = std::move(w);
+      return false;
+    }
+    state.hasher.update(data, n);
+    state.offset += n;
+    return true;
+  });
+  auto closed = (*writer)->close();
+  if (!write_result) {
+    state.loaded = false;
+    return write_result;
+  }
+  if (!closed) {
+    state.loaded = false;
+    return closed;
+  }
+  if (!complete) {
+    // The bytes that did arrive are kept and counted, as a resumable upload should.
+    return fail(ErrorCode::blob_upload_invalid, "the request body ended early");
+  }
+  (void)m_metadata->touch_upload(row.id, now());
+  return ok();
+}
+
+Result<UploadStatus>
+Registry::upload_status(std::string_view repository, std::string_view id)
+{
+  metadata::UploadRow row;
+  REGISTRY_TRY_ASSIGN(auto state, upload_state(repository, id, row));
+  std::lock_guard lock(state->mutex);
+  REGISTRY_TRY(append_locked(*state, row, nullptr));
+  return UploadStatus{row.id, row.repository_name, state->offset};
+}
+
+Result<UploadStatus>
+Registry::append_upload(std::string_view repository, std::string_view id,
+                        std::optional<uint64_t> expected_offset, const ByteSource& body)
+{
+  metadata::UploadRow row;
+  REGISTRY_TRY_ASSIGN(auto state, upload_state(repository, id, row));
+  std::lock_guard lock(state->mutex);
+  REGISTRY_TRY(append_locked(*state, row, nullptr));
+  if (expected_offset && *expected_offset != state->offset) {
+    return fail(ErrorCode::upload_range_invalid,
+                "chunk starts at " + std::to_string(*expected_offset) + " but the upload has "
+                  + std::to_string(state->offset) + " bytes",
+                "0-" + std::to_string(state->offset == 0 ? 0 : state->offset - 1));
+  }
+  REGISTRY_TRY(append_locked(*state, row, body));
+  return UploadStatus{row.id, row.repository_name, state->offset};
+}
+
+Result<BlobInfo>
+Registry::complete_upload(std::string_view repository, std::string_view id,
+                          std::string_view digest, const ByteSource* body)
+{
+  auto parsed = oci::Digest::parse(digest);
+  metadata::UploadRow row;
+  REGISTRY_TRY_ASSIGN(auto state, upload_state(repository, id, row));
+  std::lock_guard lock(state->mutex);
+  REGISTRY_TRY(append_locked(*state, row, body ? *body : ByteSource()));
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
+  auto discard = [&] {
+    (void)blob_store->remove_upload(row.id);
+    (void)m_metadata->delete_upload(row.id);
+    forget_upload(row.id);
+  };
+  if (!parsed) {
+    discard();
+    return fail(parsed.take_error());
+  }
+  oci::Digest actual;
+  if (parsed->hash_algorithm() == state->hasher.algorithm()) {
+    actual = oci::Digest::from_hasher(state->hasher);
+  } else {
+    util::Hasher hasher(parsed->hash_algorithm());
+    REGISTRY_TRY(blob_store->read_upload(row.id, [&](const char* data, size_t n) {
+      hasher.update(data, n);
+      return true;
+    }));
+    actual = oci::Digest::from_hasher(hasher);
+  }
+  if (!(actual == *parsed)) {
+    discard();
+    return fail(ErrorCode::digest_invalid, "provided digest did not match uploaded content",
+                parsed->str());
+  }
+  uint64_t size = state->offset;
+  auto key = blob_store->commit_upload(row.id, *parsed);
+  if (!key) {
+    return fail(translate_upload_error(key.take_error()));
+  }
+  auto recorded = m_metadata->record_blob(row.feed_id, row.repository_name, row.store_id,
+                                          parsed->str(), size, *key, now());
+  (void)m_metadata->delete_upload(row.id);
+  forget_upload(row.id);
+  if (!recorded) {
+    return fail(recorded.take_error());
+  }
+  return BlobInfo{*parsed, size};
+}
+
+Result<void>
+Registry::cancel_upload(std::string_view repository, std::string_view id)
+{
+  metadata::UploadRow row;
+  REGISTRY_TRY_ASSIGN(auto state, upload_state(repository, id, row));
+  std::lock_guard lock(state->mutex);
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
+  REGISTRY_TRY(m_metadata->delete_upload(row.id));
+  (void)blob_store->remove_upload(row.id);
+  forget_upload(row.id);
+  return ok();
+}
+
+Result<BlobInfo>
+Registry::push_blob(std::string_view repository, std::string_view digest, const ByteSource& body)
+{
+  REGISTRY_TRY(oci::Digest::parse(digest));
+  REGISTRY_TRY_ASSIGN(auto upload, start_upload(repository));
+  auto result = complete_upload(repository, upload.id, digest, &body);
+  if (!result) {
+    (void)cancel_upload(repository, upload.id);
+  }
+  return result;
+}
+
+Result<std::optional<BlobInfo>>
+Registry::mount_blob(std::string_view repository, std::string_view from, std::string_view digest)
+{
+  REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
+  REGISTRY_TRY_ASSIGN(auto target, resolve(repository));
+  auto source = resolve(from);
+  if (!source || !source->row) {
+    return std::optional<BlobInfo>();
+  }
+  REGISTRY_TRY_ASSIGN(bool mounted, m_metadata->mount_blob(source->row->id, target.feed.id,
+                                                           target.full, parsed.str(), now()));
+  if (!mounted) {
+    return std::optional<BlobInfo>();
+  }
+  REGISTRY_TRY_ASSIGN(auto blob, m_metadata->find_blob(target.feed.store_id, parsed.str()));
+  if (!blob) {
+    return std::optional<BlobInfo>();
+  }
+  return std::optional<BlobInfo>(BlobInfo{parsed, blob->size});
+}
+
+Result<size_t>
+Registry::purge_uploads(int64_t older_than)
+{
+  REGISTRY_TRY_ASSIGN(auto uploads, m_metadata->list_uploads());
+  size_t purged = 0;
+  for (const auto& row : uploads) {
+    if (row.updated_at >= older_than) {
+      continue;
+    }
+    REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
+    std::shared_ptr<UploadState> state;
+    {
+      std::lock_guard lock(m_uploads_mutex);
+      if (auto it = m_uploads.find(row.id); it != m_uploads.end()) {
+        state = it->second;
+      }
+    }
+    // Wait for a request still writing to this upload; it then finds it gone.
+    std::unique_lock<std::mutex> busy;
+    if (state) {
+      busy = std::unique_lock<std::mutex>(state->mutex);
+    }
+    REGISTRY_TRY(m_metadata->delete_upload(row.id));
+    (void)blob_store->remove_upload(row.id);
+    forget_upload(row.id);
+    ++purged;
+  }
+  return purged;
+}
+
+} // namespace registry::service

@@ -1,0 +1,172 @@
+// Registry: manifests, tags and referrers.
+
+#include "common/service/registry.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "common/oci/media_types.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace registry::service {
+
+namespace {
+
+// A tag or a digest as the API receives it. A malformed tag is
+// `invalid_code` (MANIFEST_INVALID on put, MANIFEST_UNKNOWN on reads).
+Result<oci::ManifestReference>
+parse_reference(std::string_view text, ErrorCode invalid_code)
+{
+  auto ref = oci::parse_manifest_reference(text);
+  if (!ref) {
+    if (ref.error().code == ErrorCode::invalid_argument) {
+      return fail(invalid_code, "invalid tag", std::string(text.substr(0, 200)));
+    }
+    return fail(ref.take_error());
+  }
+  return ref;
+}
+
+ManifestData
+to_data(metadata::ManifestRow row)
+{
+  return ManifestData{*oci::Digest::parse(row.digest), std::move(row.media_type), row.size,
+                      std::move(row.bytes)};
+}
+
+} // namespace
+
+Result<PutManifestResult>
+Registry::put_manifest(std::string_view repository, std::string_view reference,
+                       std::string_view content_type, std::string bytes)
+{
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  REGISTRY_TRY_ASSIGN(auto ref, parse_reference(reference, ErrorCode::manifest_invalid));
+  REGISTRY_TRY_ASSIGN(auto manifest, oci::parse_manifest(bytes, content_type));
+  auto algorithm = ref.is_digest() ? ref.digest().hash_algorithm() : util::HashAlgorithm::sha256;
+  oci::Digest digest = oci::Digest::of(bytes, algorithm);
+  if (ref.is_digest() && !(ref.digest() == digest)) {
+    return fail(ErrorCode::digest_invalid, "manifest digest does not match its content",
+                ref.digest().str());
+  }
+  metadata::NewManifest record;
+  record.digest = digest.str();
+  record.media_type = manifest.media_type;
+  record.artifact_type = manifest.artifact_type;
+  record.subject_digest = manifest.subject ? manifest.subject->digest.str() : "";
+  record.annotations_json = manifest.annotations_json;
+  for (const auto& blob : manifest.referenced_blobs()) {
+    record.references.push_back({metadata::ManifestReferenceRecord::Kind::blob, blob.digest.str()});
+  }
+  for (const auto& child : manifest.manifests) {
+    record.references.push_back(
+      {metadata::ManifestReferenceRecord::Kind::manifest, child.digest.str()});
+  }
+  record.bytes = std::move(bytes);
+  REGISTRY_TRY(m_metadata->put_manifest(repo.feed.id, repo.full, record,
+                                        ref.is_digest() ? std::string() : ref.tag(), now()));
+  return PutManifestResult{digest, record.subject_digest};
+}
+
+Result<ManifestData>
+Registry::get_manifest(std::string_view repository, std::string_view reference, bool with_bytes)
+{
+  REGISTRY_TRY_ASSIGN(auto ref, parse_reference(reference, ErrorCode::manifest_unknown));
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  if (!repo.row) {
+    return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.str());
+  }
+  std::optional<metadata::ManifestRow> row;
+  if (ref.is_digest()) {
+    REGISTRY_TRY_ASSIGN(row, m_metadata->find_manifest(repo.row->id, ref.digest().str(), with_bytes));
+  } else {
+    REGISTRY_TRY_ASSIGN(row, m_metadata->find_tagged_manifest(repo.row->id, ref.tag(), with_bytes));
+  }
+  if (!row) {
+    return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.str());
+  }
+  return to_data(std::move(*row));
+}
+
+Result<DeleteManifestResult>
+Registry::delete_manifest(std::string_view repository, std::string_view reference)
+{
+  REGISTRY_TRY_ASSIGN(auto ref, parse_reference(reference, ErrorCode::manifest_unknown));
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  if (!repo.row) {
+    return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.str());
+  }
+  if (!ref.is_digest()) {
+    REGISTRY_TRY_ASSIGN(auto row, m_metadata->find_tagged_manifest(repo.row->id, ref.tag(), false));
+    if (!row) {
+      return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.tag());
+    }
+    REGISTRY_TRY(m_metadata->delete_tag(repo.row->id, ref.tag()));
+    return DeleteManifestResult{*oci::Digest::parse(row->digest), {ref.tag()}};
+  }
+  REGISTRY_TRY_ASSIGN(auto tags, m_metadata->delete_manifest(repo.row->id, ref.digest().str()));
+  return DeleteManifestResult{ref.digest(), std::move(tags)};
+}
+
+Result<DeleteManifestResult>
+Registry::delete_image(std::string_view repository, std::string_view reference)
+{
+  REGISTRY_TRY_ASSIGN(auto manifest, get_manifest(repository, reference, false));
+  return delete_manifest(repository, manifest.digest.str());
+}
+
+Result<ImageDetails>
+Registry::describe_image(std::string_view repository, std::string_view reference)
+{
+  REGISTRY_TRY_ASSIGN(auto repo, resolve_existing(repository));
+  REGISTRY_TRY_ASSIGN(auto manifest, get_manifest(repository, reference, true));
+  REGISTRY_TRY_ASSIGN(auto parsed, oci::parse_manifest(manifest.bytes, manifest.media_type));
+  REGISTRY_TRY_ASSIGN(auto tags, m_metadata->tags_of(repo.row->id, manifest.digest.str()));
+  return ImageDetails{repo.full, std::move(manifest), std::move(tags), std::move(parsed)};
+}
+
+Result<TagPage>
+Registry::list_tags(std::string_view repository, const std::string& last, int64_t limit)
+{
+  REGISTRY_TRY_ASSIGN(auto repo, resolve_existing(repository));
+  limit = std::clamp<int64_t>(limit, 0, std::numeric_limits<int64_t>::max() - 1);
+  TagPage page;
+  page.repository = repo.full;
+  REGISTRY_TRY_ASSIGN(page.tags, m_metadata->list_tags(repo.row->id, last, limit + 1));
+  if (static_cast<int64_t>(page.tags.size()) > limit) {
+    page.tags.resize(static_cast<size_t>(limit));
+    page.more = true;
+  }
+  return page;
+}
+
+Result<std::string>
+Registry::referrers(std::string_view repository, std::string_view digest,
+                    const std::string& artifact_type)
+{
+  REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  nlohmann::json index = {{"schemaVersion", 2},
+                          {"mediaType", oci::media_type::oci_index},
+                          {"manifests", nlohmann::json::array()}};
+  if (repo.row) {
+    REGISTRY_TRY_ASSIGN(auto rows, m_metadata->list_referrers(repo.row->id, parsed.str(), artifact_type));
+    for (const auto& row : rows) {
+      nlohmann::json d = {{"mediaType", row.media_type}, {"digest", row.digest}, {"size", row.size}};
+      if (!row.artifact_type.empty()) {
+        d["artifactType"] = row.artifact_type;
+      }
+      if (!row.annotations_json.empty()) {
+        auto annotations = nlohmann::json::parse(row.annotations_json, nullptr, false);
+        if (annotations.is_object() && !annotations.empty()) {
+          d["annotations"] = annotations;
+        }
+      }
+      index["manifests"].push_back(std::move(d));
+    }
+  }
+  return index.dump();
+}
+
+} // namespace registry::service

@@ -1,0 +1,218 @@
+#pragma once
+
+// Registry: the domain operations shared by the HTTP server and the CLI. It owns
+// the metadata database and the blob stores of one data directory and enforces
+// the consistency rules of DESIGN.md §4:
+//   - a blob is visible in a repository only through a link;
+//   - blob bytes are durable before any row names them;
+//   - a manifest is accepted only when everything it references is linked in its
+//     repository, and it is recorded with its references and tag in one
+//     transaction.
+//
+// Names are validated here before they reach a query or a path. Errors use the
+// OCI vocabulary of common/error.hpp.
+//
+// Thread-safety: every method may be called from many threads at once. Several
+// processes (a server and CLI commands) may open the same data directory.
+
+#include "common/metadata/metadata.hpp"
+#include "common/oci/digest.hpp"
+#include "common/oci/manifest.hpp"
+#include "common/oci/reference.hpp"
+#include "common/result.hpp"
+#include "common/storage/blob_store.hpp"
+#include "common/util/clock.hpp"
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry::service {
+
+// A request body: called once with a sink, pushes the bytes into it in order.
+// Returns false when the body could not be read completely (client went away).
+using ByteSource = std::function<bool(const storage::ByteSink& sink)>;
+
+struct BlobInfo {
+  oci::Digest digest;
+  uint64_t size = 0;
+};
+
+struct OpenBlob {
+  BlobInfo info;
+  std::unique_ptr<storage::BlobReader> reader;
+};
+
+struct UploadStatus {
+  std::string id;
+  std::string repository; // full name
+  uint64_t offset = 0;    // bytes received so far
+};
+
+struct ManifestData {
+  oci::Digest digest;
+  std::string media_type;
+  uint64_t size = 0;
+  std::string bytes; // empty when not asked for
+};
+
+struct PutManifestResult {
+  oci::Digest digest;
+  std::string subject; // the subject digest, when the manifest has one
+};
+
+struct DeleteManifestResult {
+  oci::Digest digest;
+  std::vector<std::string> removed_tags;
+};
+
+struct TagPage {
+  std::string repository;
+  std::vector<metadata::TagRow> tags;
+  bool more = false; // another page follows
+};
+
+struct RepositoryPage {
+  std::vector<std::string> names;
+  bool more = false;
+};
+
+struct ImageDetails {
+  std::string repository;
+  ManifestData manifest;
+  std::vector<std::string> tags;
+  oci::Manifest parsed;
+};
+
+class Registry
+{
+public:
+  // Opens the data directory `data_dir` (created if missing): registry.db and the
+  // default filesystem store under store/. `clock` defaults to the system clock.
+  static Result<std::unique_ptr<Registry>> open(const std::filesystem::path& data_dir,
+                                                std::shared_ptr<const util::Clock> clock = {});
+  ~Registry();
+
+  metadata::Metadata&
+  metadata()
+  {
+    return *m_metadata;
+  }
+  const std::filesystem::path&
+  data_dir() const
+  {
+    return m_data_dir;
+  }
+  int64_t
+  now() const
+  {
+    return m_clock->now();
+  }
+
+  // --- feeds ---
+  // name_invalid for a bad or reserved name, already_exists when taken.
+  Result<metadata::FeedRow> create_feed(const std::string& name, const std::string& description,
+                                        const std::string& anonymous_access);
+  Result<std::vector<metadata::FeedRow>> list_feeds();
+  // name_unknown when absent.
+  Result<metadata::FeedRow> get_feed(const std::string& name);
+  Result<metadata::FeedRow> update_feed(const std::string& name,
+                                        const std::optional<std::string>& description,
+                                        const std::optional<std::string>& anonymous_access);
+  // Removes the feed and all its repositories; blob bytes are reclaimed by gc.
+  Result<void> delete_feed(const std::string& name);
+
+  // --- blobs ---
+  // blob_unknown unless `digest` is linked to the repository. Refreshes the
+  // blob's use time (gc grace).
+  Result<BlobInfo> stat_blob(std::string_view repository, std::string_view digest);
+  Result<OpenBlob> open_blob(std::string_view repository, std::string_view digest);
+  // Unlinks the blob from the repository. blob_unknown when not linked.
+  Result<void> delete_blob(std::string_view repository, std::string_view digest);
+
+  // --- uploads ---
+  Result<UploadStatus> start_upload(std::string_view repository);
+  // blob_upload_unknown when the id is unknown or belongs to another repository.
+  Result<UploadStatus> upload_status(std::string_view repository, std::string_view id);
+  // Appends `body`. When `expected_offset` is set and differs from the current
+  // size: upload_range_invalid (nothing written).
+  Result<UploadStatus> append_upload(std::string_view repository, std::string_view id,
+                                     std::optional<uint64_t> expected_offset,
+                                     const ByteSource& body);
+  // Appends `body` (may be null) and completes the upload as `digest`.
+  // digest_invalid when the content does not hash to `digest` (the upload is then
+  // discarded).
+  Result<BlobInfo> complete_upload(std::string_view repository, std::string_view id,
+                                   std::string_view digest, const ByteSource* body);
+  Result<void> cancel_upload(std::string_view repository, std::string_view id);
+  // Monolithic push: start, append and complete in one call.
+  Result<BlobInfo> push_blob(std::string_view repository, std::string_view digest,
+                             const ByteSource& body);
+  // Links `digest` from repository `from` into `repository`. nullopt when the
+  // source does not have it (or it lives in another store): the caller then
+  // falls back to a new upload session.
+  Result<std::optional<BlobInfo>> mount_blob(std::string_view repository, std::string_view from,
+                                             std::string_view digest);
+  // Purges uploads idle since before `older_than` (Unix seconds).
+  Result<size_t> purge_uploads(int64_t older_than);
+
+  // --- manifests and tags ---
+  Result<PutManifestResult> put_manifest(std::string_view repository, std::string_view reference,
+                                         std::string_view content_type, std::string bytes);
+  // manifest_unknown when the tag or digest is unknown in the repository.
+  Result<ManifestData> get_manifest(std::string_view repository, std::string_view reference,
+                                    bool with_bytes);
+  // Deletes by digest (every tag on it goes too) or, given a tag, removes only
+  // that tag. conflict when an index in the repository still references it.
+  Result<DeleteManifestResult> delete_manifest(std::string_view repository,
+                                               std::string_view reference);
+  // Resolves a tag to its manifest and deletes the manifest with all its tags
+  // (the CLI's `image delete FEED/REPO:TAG`).
+  Result<DeleteManifestResult> delete_image(std::string_view repository,
+                                            std::string_view reference);
+  Result<ImageDetails> describe_image(std::string_view repository, std::string_view reference);
+  // Tags after `last`, at most `limit`. name_unknown when the repository does not exist.
+  Result<TagPage> list_tags(std::string_view repository, const std::string& last, int64_t limit);
+  Result<RepositoryPage> catalog(const std::string& feed, const std::string& last, int64_t limit);
+  // The referrers index (OCI image index JSON) of `digest`.
+  Result<std::string> referrers(std::string_view repository, std::string_view digest,
+                                const std::string& artifact_type);
+
+private:
+  struct ResolvedRepository {
+    oci::RepositoryName name;
+    std::string full;
+    metadata::FeedRow feed;
+    std::optional<metadata::RepositoryRow> row;
+  };
+  struct UploadState;
+
+  Registry() = default;
+  // name_invalid / name_unknown (missing feed).
+  Result<ResolvedRepository> resolve(std::string_view repository);
+  // As resolve(), but name_unknown when the repository does not exist yet.
+  Result<ResolvedRepository> resolve_existing(std::string_view repository);
+  Result<storage::BlobStore*> store(int64_t store_id);
+  Result<std::shared_ptr<UploadState>> upload_state(std::string_view repository,
+                                                    std::string_view id,
+                                                    metadata::UploadRow& row);
+  Result<void> append_locked(UploadState& state, const metadata::UploadRow& row,
+                             const ByteSource& body);
+  void forget_upload(const std::string& id);
+
+  std::filesystem::path m_data_dir;
+  std::shared_ptr<const util::Clock> m_clock;
+  std::unique_ptr<metadata::Metadata> m_metadata;
+  std::map<int64_t, std::unique_ptr<storage::BlobStore>> m_stores;
+
+  std::mutex m_uploads_mutex;
+  std::map<std::string, std::shared_ptr<UploadState>> m_uploads;
+};
+
+} // namespace registry::service

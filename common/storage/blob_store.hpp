@@ -1,0 +1,110 @@
+#pragma once
+
+// BlobStore: where blob bytes live (a filesystem directory, later an S3 bucket or an
+// Azure container). It holds two kinds of objects:
+//   - uploads: in-progress byte sequences named by an upload id (a UUID), appended
+//     in order, then committed under a digest;
+//   - blobs: committed, immutable, content-addressed objects named by an opaque
+//     object key that the store chooses at commit time.
+//
+// The metadata database maps (store, digest) to the object key, so a store may
+// commit an upload in place (S3 multipart complete, Azure block-list commit)
+// without copying bytes. Callers never build keys or paths themselves.
+//
+// Crash-safety contract: commit_upload() returns only once the bytes under the
+// returned key are durable. Metadata rows are written after it, so metadata never
+// names bytes that are not durable; bytes without a row are garbage that gc and
+// fsck find through list_blobs().
+//
+// Thread-safety: every method may be called from many threads at once. Calls
+// for one upload id must not overlap (the service serialises them).
+
+#include "common/oci/digest.hpp"
+#include "common/result.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry::storage {
+
+// Receives bytes; returns false to stop early.
+using ByteSink = std::function<bool(const char* data, size_t size)>;
+
+struct ObjectInfo {
+  std::string key;       // blob key, or upload id for uploads
+  uint64_t size = 0;
+  int64_t modified = 0; // Unix seconds
+};
+
+// Appends bytes to one upload. Writes may be buffered until close().
+class UploadWriter
+{
+public:
+  virtual ~UploadWriter() = default;
+  // io_error on failure; the upload is then in an unknown state and should be
+  // re-checked with upload_size().
+  virtual Result<void> write(const char* data, size_t size) = 0;
+  // Flushes buffered bytes. Must be called before the writer is dropped for the
+  // bytes to count; a writer dropped without close() discards nothing already
+  // flushed.
+  virtual Result<void> close() = 0;
+};
+
+// Reads one committed blob. Not thread-safe; open one reader per request.
+class BlobReader
+{
+public:
+  virtual ~BlobReader() = default;
+  virtual uint64_t size() const = 0;
+  // Reads up to `size` bytes at `offset` into `buffer`; returns the count (0 at
+  // the end). io_error on failure.
+  virtual Result<size_t> read_at(uint64_t offset, char* buffer, size_t size) = 0;
+};
+
+class BlobStore
+{
+public:
+  virtual ~BlobStore() = default;
+
+  // "filesystem", "s3", "azure", ...
+  virtual std::string kind() const = 0;
+
+  // --- uploads ---
+  // Creates an empty upload. already_exists if `id` is taken.
+  virtual Result<void> create_upload(const std::string& id) = 0;
+  // Bytes received so far. not_found if the upload does not exist.
+  virtual Result<uint64_t> upload_size(const std::string& id) = 0;
+  // Opens the upload for appending at its end. not_found if absent.
+  virtual Result<std::unique_ptr<UploadWriter>> append_upload(const std::string& id) = 0;
+  // Streams the upload's bytes from the start (used to rebuild a hash state after
+  // a restart). not_found if absent.
+  virtual Result<void> read_upload(const std::string& id, const ByteSink& sink) = 0;
+  // Makes the upload's bytes the durable blob for `digest` and returns its object
+  // key. The caller has verified the digest. If the blob already exists the
+  // upload is dropped and the existing key returned. not_found if absent.
+  virtual Result<std::string> commit_upload(const std::string& id, const oci::Digest& digest) = 0;
+  // Removes an upload and its data. Not an error if it does not exist.
+  virtual Result<void> remove_upload(const std::string& id) = 0;
+  // Every upload id present in the store, with its size and last modification.
+  virtual Result<std::vector<ObjectInfo>> list_uploads() = 0;
+
+  // --- blobs ---
+  // Stores small `bytes` (already verified to hash to `digest`) durably and
+  // returns the key. Idempotent.
+  virtual Result<std::string> put_blob(const oci::Digest& digest, std::string_view bytes) = 0;
+  // Opens a committed blob. not_found if absent, invalid_argument for a key this
+  // store never produced.
+  virtual Result<std::unique_ptr<BlobReader>> open_blob(const std::string& key) = 0;
+  // Size and modification time. not_found if absent.
+  virtual Result<ObjectInfo> stat_blob(const std::string& key) = 0;
+  // Removes a blob. Not an error if it does not exist.
+  virtual Result<void> remove_blob(const std::string& key) = 0;
+  // Calls `visit` for every committed blob until it returns false.
+  virtual Result<void> list_blobs(const std::function<bool(const ObjectInfo&)>& visit) = 0;
+};
+
+} // namespace registry::storage

@@ -1,0 +1,429 @@
+#include "common/storage/fs_blob_store.hpp"
+
+#include "common/util/file.hpp"
+#include "common/util/uuid.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace registry::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t k_write_buffer = 1 << 20;
+
+// A file descriptor closed on scope exit.
+class Fd
+{
+public:
+  explicit Fd(int fd = -1) : m_fd(fd) {}
+  ~Fd()
+  {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int
+  get() const
+  {
+    return m_fd;
+  }
+  int
+  release()
+  {
+    int fd = m_fd;
+    m_fd = -1;
+    return fd;
+  }
+
+private:
+  int m_fd;
+};
+
+int64_t
+mtime_of(const struct stat& st)
+{
+  return static_cast<int64_t>(st.st_mtim.tv_sec);
+}
+
+class FsUploadWriter final : public UploadWriter
+{
+public:
+  explicit FsUploadWriter(int fd) : m_fd(fd)
+  {
+    m_buffer.reserve(k_write_buffer);
+  }
+  ~FsUploadWriter() override
+  {
+    ::close(m_fd);
+  }
+
+  Result<void>
+  write(const char* data, size_t size) override
+  {
+    if (m_buffer.size() + size > k_write_buffer) {
+      REGISTRY_TRY(flush());
+      if (size >= k_write_buffer) {
+        return util::write_all(m_fd, data, size);
+      }
+    }
+    m_buffer.append(data, size);
+    return ok();
+  }
+
+  Result<void>
+  close() override
+  {
+    return flush();
+  }
+
+private:
+  Result<void>
+  flush()
+  {
+    if (m_buffer.empty()) {
+      return ok();
+    }
+    auto result = util::write_all(m_fd, m_buffer.data(), m_buffer.size());
+    m_buffer.clear();
+    return result;
+  }
+
+  int m_fd;
+  std::string m_buffer;
+};
+
+class FsBlobReader final : public BlobReader
+{
+public:
+  FsBlobReader(int fd, uint64_t size) : m_fd(fd), m_size(size) {}
+  ~FsBlobReader() override
+  {
+    ::close(m_fd);
+  }
+  uint64_t
+  size() const override
+  {
+    return m_size;
+  }
+  Result<size_t>
+  read_at(uint64_t offset, char* buffer, size_t size) override
+  {
+    for (;;) {
+      ssize_t n = ::pread(m_fd, buffer, size, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0) {
+        return fail(ErrorCode::io_error, "blob read failed");
+      }
+      return static_cast<size_t>(n);
+    }
+  }
+
+private:
+  int m_fd;
+  uint64_t m_size;
+};
+
+bool
+is_hex(std::string_view s)
+{
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return !s.empty();
+}
+
+} // namespace
+
+Result<std::unique_ptr<FsBlobStore>>
+FsBlobStore::open(const fs::path& root)
+{
+  std::error_code ec;
+  fs::create_directories(root / "blobs", ec);
+  if (!ec) {
+    fs::create_directories(root / "uploads", ec);
+  }
+  if (ec) {
+    return fail(ErrorCode::io_error, "cannot create store directory " + root.string() + ": "
+                                       + ec.message());
+  }
+  return std::unique_ptr<FsBlobStore>(new FsBlobStore(root));
+}
+
+std::string
+FsBlobStore::key_for(const oci::Digest& digest)
+{
+  std::string hex(digest.hex());
+  return "blobs/" + std::string(digest.algorithm()) + "/" + hex.substr(0, 2) + "/" + hex;
+}
+
+Result<fs::path>
+FsBlobStore::upload_path(const std::string& id) const
+{
+  if (!util::is_uuid(id)) {
+    return fail(ErrorCode::invalid_argument, "invalid upload id");
+  }
+  return m_root / "uploads" / id;
+}
+
+Result<fs::path>
+FsBlobStore::blob_path(const std::string& key) const
+{
+  // Only keys of the form key_for() produces are accepted, so a key read from
+  // the database can never point outside the store.
+  auto parts = std::string_view(key);
+  if (!parts.starts_with("blobs/")) {
+    return fail(ErrorCode::invalid_argument, "invalid blob key");
+  }
+  parts.remove_prefix(6);
+  size_t slash = parts.find('/');
+  if (slash == std::string_view::npos) {
+    return fail(ErrorCode::invalid_argument, "invalid blob key");
+  }
+  std::string_view algo = parts.substr(0, slash);
+  std::string_view rest = parts.substr(slash + 1);
+  if ((algo != "sha256" && algo != "sha512") || rest.size() < 4 || rest[2] != '/'
+      || !is_hex(rest.substr(0, 2)) || !is_hex(rest.substr(3))
+      || rest.substr(0, 2) != rest.substr(3, 2)) {
+    return fail(ErrorCode::invalid_argument, "invalid blob key");
+  }
+  return m_root / key;
+}
+
+Result<void>
+FsBlobStore::create_upload(const std::string& id)
+{
+  REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) {
+    if (errno == EEXIST) {
+      return fail(ErrorCode::already_exists, "upload exists");
+    }
+    return fail(ErrorCode::io_error, "cannot create upload file: " + std::string(std::strerror(errno)));
+  }
+  return ok();
+}
+
+Result<uint64_t>
+FsBlobStore::upload_size(const std::string& id)
+{
+  REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      return fail(ErrorCode::not_found, "upload not found");
+    }
+    return fail(ErrorCode::io_error, "cannot stat upload");
+  }
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Result<std::unique_ptr<UploadWriter>>
+FsBlobStore::append_upload(const std::string& id)
+{
+  REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      return fail(ErrorCode::not_found, "upload not found");
+    }
+    return fail(ErrorCode::io_error, "cannot open upload");
+  }
+  return std::unique_ptr<UploadWriter>(std::make_unique<FsUploadWriter>(fd));
+}
+
+Result<void>
+FsBlobStore::read_upload(const std::string& id, const ByteSink& sink)
+{
+  REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
+                "cannot open upload");
+  }
+  std::string buffer(k_write_buffer, '\0');
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return fail(ErrorCode::io_error, "cannot read upload");
+    }
+    if (n == 0 || !sink(buffer.data(), static_cast<size_t>(n))) {
+      return ok();
+    }
+  }
+}
+
+Result<std::string>
+FsBlobStore::commit_upload(const std::string& id, const oci::Digest& digest)
+{
+  REGISTRY_TRY_ASSIGN(auto source, upload_path(id));
+  std::string key = key_for(digest);
+  fs::path target = m_root / key;
+  {
+    Fd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
+                  "cannot open upload");
+    }
+    if (::fsync(fd.get()) != 0) {
+      return fail(ErrorCode::io_error, "fsync of upload failed");
+    }
+  }
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) {
+    return fail(ErrorCode::io_error, "cannot create blob directory");
+  }
+  struct stat st {};
+  if (::stat(target.c_str(), &st) == 0) {
+    // Same digest, same bytes: keep the existing blob, drop the upload.
+    ::unlink(source.c_str());
+    return key;
+  }
+  if (::rename(source.c_str(), target.c_str()) != 0) {
+    return fail(ErrorCode::io_error, "cannot move upload into place: "
+                                       + std::string(std::strerror(errno)));
+  }
+  REGISTRY_TRY(util::fsync_directory(target.parent_path()));
+  return key;
+}
+
+Result<void>
+FsBlobStore::remove_upload(const std::string& id)
+{
+  REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return fail(ErrorCode::io_error, "cannot remove upload");
+  }
+  return ok();
+}
+
+Result<std::vector<ObjectInfo>>
+FsBlobStore::list_uploads()
+{
+  std::vector<ObjectInfo> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(m_root / "uploads", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    struct stat st {};
+    if (!util::is_uuid(name) || ::stat(it->path().c_str(), &st) != 0) {
+      continue;
+    }
+    out.push_back({name, static_cast<uint64_t>(st.st_size), mtime_of(st)});
+  }
+  if (ec) {
+    return fail(ErrorCode::io_error, "cannot list uploads");
+  }
+  return out;
+}
+
+Result<std::string>
+FsBlobStore::put_blob(const oci::Digest& digest, std::string_view bytes)
+{
+  std::string key = key_for(digest);
+  fs::path target = m_root / key;
+  struct stat st {};
+  if (::stat(target.c_str(), &st) == 0) {
+    return key;
+  }
+  std::string temp_id = util::random_uuid();
+  REGISTRY_TRY(create_upload(temp_id));
+  auto written = [&]() -> Result<void> {
+    REGISTRY_TRY_ASSIGN(auto writer, append_upload(temp_id));
+    REGISTRY_TRY(writer->write(bytes.data(), bytes.size()));
+    return writer->close();
+  }();
+  if (!written) {
+    (void)remove_upload(temp_id);
+    return fail(written.take_error());
+  }
+  auto committed = commit_upload(temp_id, digest);
+  if (!committed) {
+    (void)remove_upload(temp_id);
+  }
+  return committed;
+}
+
+Result<std::unique_ptr<BlobReader>>
+FsBlobStore::open_blob(const std::string& key)
+{
+  REGISTRY_TRY_ASSIGN(auto path, blob_path(key));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
+                "cannot open blob");
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    return fail(ErrorCode::io_error, "cannot stat blob");
+  }
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  return std::unique_ptr<BlobReader>(
+    std::make_unique<FsBlobReader>(fd.release(), static_cast<uint64_t>(st.st_size)));
+}
+
+Result<ObjectInfo>
+FsBlobStore::stat_blob(const std::string& key)
+{
+  REGISTRY_TRY_ASSIGN(auto path, blob_path(key));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
+                "cannot stat blob");
+  }
+  return ObjectInfo{key, static_cast<uint64_t>(st.st_size), mtime_of(st)};
+}
+
+Result<void>
+FsBlobStore::remove_blob(const std::string& key)
+{
+  REGISTRY_TRY_ASSIGN(auto path, blob_path(key));
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return fail(ErrorCode::io_error, "cannot remove blob");
+  }
+  return ok();
+}
+
+Result<void>
+FsBlobStore::list_blobs(const std::function<bool(const ObjectInfo&)>& visit)
+{
+  std::error_code ec;
+  fs::recursive_directory_iterator it(m_root / "blobs", ec);
+  for (fs::recursive_directory_iterator end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) {
+      continue;
+    }
+    std::string key = fs::relative(it->path(), m_root, ec).string();
+    if (!blob_path(key)) {
+      continue; // stray file (e.g. a temp name); never ours to report as a blob
+    }
+    struct stat st {};
+    if (::stat(it->path().c_str(), &st) != 0) {
+      continue;
+    }
+    if (!visit(ObjectInfo{key, static_cast<uint64_t>(st.st_size), mtime_of(st)})) {
+      return ok();
+    }
+  }
+  if (ec) {
+    return fail(ErrorCode::io_error, "cannot list blobs");
+  }
+  return ok();
+}
+
+} // namespace registry::storage

@@ -1,0 +1,62 @@
+#pragma once
+
+// The filesystem BlobStore. Layout under the root directory:
+//
+//   <root>/
+//   ├── blobs/<algorithm>/<first 2 hex>/<hex>     committed blobs (key = this relative path)
+//   └── uploads/<uuid>                            in-progress upload data
+//
+// Commit = fsync the upload file, rename it into blobs/, fsync the directory.
+// Temporary files for put_blob live in uploads/ under a fresh UUID, so an
+// interrupted write is just an abandoned upload.
+
+#include "common/storage/blob_store.hpp"
+
+#include <filesystem>
+
+namespace registry::storage {
+
+class FsBlobStore final : public BlobStore
+{
+public:
+  // Creates `root` and its subdirectories if missing. io_error if impossible.
+  static Result<std::unique_ptr<FsBlobStore>> open(const std::filesystem::path& root);
+
+  std::string
+  kind() const override
+  {
+    return "filesystem";
+  }
+
+  Result<void> create_upload(const std::string& id) override;
+  Result<uint64_t> upload_size(const std::string& id) override;
+  Result<std::unique_ptr<UploadWriter>> append_upload(const std::string& id) override;
+  Result<void> read_upload(const std::string& id, const ByteSink& sink) override;
+  Result<std::string> commit_upload(const std::string& id, const oci::Digest& digest) override;
+  Result<void> remove_upload(const std::string& id) override;
+  Result<std::vector<ObjectInfo>> list_uploads() override;
+
+  Result<std::string> put_blob(const oci::Digest& digest, std::string_view bytes) override;
+  Result<std::unique_ptr<BlobReader>> open_blob(const std::string& key) override;
+  Result<ObjectInfo> stat_blob(const std::string& key) override;
+  Result<void> remove_blob(const std::string& key) override;
+  Result<void> list_blobs(const std::function<bool(const ObjectInfo&)>& visit) override;
+
+  const std::filesystem::path&
+  root() const
+  {
+    return m_root;
+  }
+
+  // The key (relative path) of `digest`.
+  static std::string key_for(const oci::Digest& digest);
+
+private:
+  explicit FsBlobStore(std::filesystem::path root) : m_root(std::move(root)) {}
+  Result<std::filesystem::path> upload_path(const std::string& id) const;
+  Result<std::filesystem::path> blob_path(const std::string& key) const;
+
+  std::filesystem::path m_root;
+};
+
+} // namespace registry::storage

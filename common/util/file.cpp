@@ -1,0 +1,101 @@
+#include "common/util/file.hpp"
+
+#include "common/util/uuid.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace registry::util {
+
+namespace fs = std::filesystem;
+
+Result<void>
+write_all(int fd, const char* data, size_t size)
+{
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return fail(ErrorCode::io_error, std::string("write failed: ") + std::strerror(errno));
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return ok();
+}
+
+Result<void>
+fsync_directory(const fs::path& dir)
+{
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return fail(ErrorCode::io_error, "cannot open directory " + dir.string());
+  }
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) {
+    return fail(ErrorCode::io_error, "fsync failed on " + dir.string());
+  }
+  return ok();
+}
+
+Result<void>
+write_file_atomic(const fs::path& path, std::string_view content, int mode)
+{
+  fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return fail(ErrorCode::io_error, "cannot create directory " + dir.string());
+  }
+  fs::path temp = path;
+  temp += ".tmp-" + random_uuid();
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    return fail(ErrorCode::io_error, "cannot create " + temp.string());
+  }
+  auto written = write_all(fd, content.data(), content.size());
+  bool synced = written && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!synced || ::rename(temp.c_str(), path.c_str()) != 0) {
+    ::unlink(temp.c_str());
+    return fail(ErrorCode::io_error, "cannot write " + path.string());
+  }
+  return fsync_directory(dir);
+}
+
+Result<std::string>
+read_file(const fs::path& path)
+{
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      return fail(ErrorCode::not_found, "no such file " + path.string());
+    }
+    return fail(ErrorCode::io_error, "cannot open " + path.string());
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      ::close(fd);
+      return fail(ErrorCode::io_error, "cannot read " + path.string());
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+} // namespace registry::util

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry::util {
+
+std::vector<std::string> split(std::string_view text, char sep);
+std::string_view trim(std::string_view text);
+bool starts_with(std::string_view text, std::string_view prefix);
+std::string to_lower(std::string_view text);
+
+// Parses a whole decimal unsigned integer; nullopt on any other text or overflow.
+std::optional<uint64_t> parse_uint(std::string_view text);
+
+// "1.5 MiB"-style size for humans.
+std::string human_size(uint64_t bytes);
+
+// Parses durations such as "90s", "15m", "1h", "7d", "1h30m"; plain digits are
+// seconds. nullopt on malformed text.
+std::optional<int64_t> parse_duration(std::string_view text);
+
+// RFC 3339 UTC timestamp of Unix seconds `t`.
+std::string format_time(int64_t t);
+
+// Percent-encoding for a URL query value.
+std::string url_encode(std::string_view text);
+
+} // namespace registry::util

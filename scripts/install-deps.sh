@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what registryctl needs to build (and, with --test, to run its tests)
+# from Debian 12 packages. Idempotent.
+set -euo pipefail
+
+packages=(build-essential cmake ninja-build pkg-config
+  libcli11-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
+  libsqlitecpp-dev libsqlite3-dev libzstd-dev doctest-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  # skopeo is the real client the end-to-end tests push and pull with.
+  packages+=(skopeo)
+fi
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo_cmd=(sudo)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "installing: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

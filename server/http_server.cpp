@@ -1,0 +1,249 @@
+#include "server/http_server.hpp"
+
+#include "common/service/registry.hpp"
+#include "common/util/log.hpp"
+#include "server/access.hpp"
+#include "server/api_error.hpp"
+#include "server/handlers/handlers.hpp"
+#include "server/request_context.hpp"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+
+namespace registry::server {
+
+namespace {
+
+thread_local std::chrono::steady_clock::time_point t_request_start;
+
+constexpr const char* k_api_version_header = "Docker-Distribution-API-Version";
+
+using Handler = void (*)(RequestContext&);
+
+// The API table: which handler serves a route and method. nullptr: the method is
+// not allowed on an existing route (405 UNSUPPORTED).
+Handler
+select_handler(RouteKind kind, const std::string& method)
+{
+  bool read = method == "GET" || method == "HEAD";
+  switch (kind) {
+  case RouteKind::base:
+    return read ? handlers::get_base : nullptr;
+  case RouteKind::catalog:
+    return read ? handlers::get_catalog : nullptr;
+  case RouteKind::tags:
+    return read ? handlers::get_tags : nullptr;
+  case RouteKind::referrers:
+    return read ? handlers::get_referrers : nullptr;
+  case RouteKind::manifest:
+    if (read) {
+      return handlers::get_manifest;
+    }
+    if (method == "PUT") {
+      return handlers::put_manifest;
+    }
+    return method == "DELETE" ? handlers::delete_manifest : nullptr;
+  case RouteKind::blob:
+    if (read) {
+      return handlers::get_blob;
+    }
+    return method == "DELETE" ? handlers::delete_blob : nullptr;
+  case RouteKind::upload_start:
+    return method == "POST" ? handlers::post_upload : nullptr;
+  case RouteKind::upload:
+    if (method == "GET") {
+      return handlers::get_upload;
+    }
+    if (method == "PATCH") {
+      return handlers::patch_upload;
+    }
+    if (method == "PUT") {
+      return handlers::put_upload;
+    }
+    return method == "DELETE" ? handlers::delete_upload : nullptr;
+  case RouteKind::not_found:
+    return nullptr;
+  }
+  return nullptr;
+}
+
+} // namespace
+
+struct HttpServer::Impl {
+  service::Registry& registry;
+  ServerOptions options;
+  std::unique_ptr<httplib::Server> http;
+
+  Impl(service::Registry& r, ServerOptions o) : registry(r), options(std::move(o)) {}
+
+  void
+  dispatch(const httplib::Request& req, httplib::Response& res,
+           const httplib::ContentReader* reader)
+  {
+    RequestContext ctx{req, res, reader, registry, options, parse_route(req.path)};
+    res.set_header(k_api_version_header, "registry/2.0");
+    if (ctx.route.kind == RouteKind::not_found) {
+      ctx.drain_body();
+      res.status = 404;
+      res.set_content(error_body({404, "NAME_UNKNOWN"},
+                                 make_error(ErrorCode::name_unknown, "no such API endpoint")),
+                      "application/json");
+      return;
+    }
+    Handler handler = select_handler(ctx.route.kind, req.method);
+    if (handler == nullptr) {
+      return ctx.write_error(make_error(ErrorCode::unsupported,
+                                        "method " + req.method + " is not allowed here"));
+    }
+    bool per_repository = ctx.route.kind != RouteKind::base && ctx.route.kind != RouteKind::catalog;
+    auto allowed = authorize(ctx, per_repository ? ctx.route.name : std::string(),
+                             per_repository ? required_action(req.method) : std::nullopt);
+    if (!allowed) {
+      return ctx.write_error(allowed.error());
+    }
+    handler(ctx);
+    if (!ctx.body_consumed) {
+      ctx.drain_body();
+    }
+  }
+
+  void
+  configure()
+  {
+    auto& svr = *http;
+    svr.set_tcp_nodelay(true);
+    svr.set_keep_alive_max_count(100000);
+    // httplib re-checks for shutdown only between keep-alive waits, so this also
+    // bounds how long stop() takes with idle client connections open.
+    svr.set_keep_alive_timeout(5);
+    svr.set_read_timeout(300);
+    svr.set_write_timeout(300);
+    size_t workers = options.workers == 0 ? 32 : options.workers;
+    svr.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+    svr.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      t_request_start = std::chrono::steady_clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    auto plain = [this](const httplib::Request& req, httplib::Response& res) {
+      dispatch(req, res, nullptr);
+    };
+    auto streamed = [this](const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader& reader) { dispatch(req, res, &reader); };
+    svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_header(k_api_version_header, "registry/2.0");
+      res.set_content("ok\n", "text/plain");
+    });
+    svr.Get(".*", plain);
+    svr.Options(".*", plain);
+    svr.Post(".*", streamed);
+    svr.Put(".*", streamed);
+    svr.Patch(".*", streamed);
+    svr.Delete(".*", streamed);
+    svr.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        // Fail-safe only: handlers report errors through Result.
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        util::log_error("unhandled exception on " + req.method + " " + req.path + ": " + what);
+        res.set_header(k_api_version_header, "registry/2.0");
+        write_error(res, make_error(ErrorCode::internal, "internal server error"));
+      });
+    svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      // Also called for errors httplib raises itself (bad request line, 416 from
+      // Range, ...): those have neither our header nor a body.
+      if (!res.has_header(k_api_version_header)) {
+        res.set_header(k_api_version_header, "registry/2.0");
+      }
+      if (res.body.empty() && res.status >= 400 && res.status != 416) {
+        Error error = make_error(ErrorCode::invalid_argument, "malformed request");
+        res.set_content(error_body({res.status, res.status == 404 ? "NAME_UNKNOWN" : "UNSUPPORTED"},
+                                   error),
+                        "application/json");
+      }
+    });
+    if (options.access_log) {
+      svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+        auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - t_request_start)
+                         .count();
+        size_t bytes = res.content_length_ > 0 ? res.content_length_ : res.body.size();
+        char line[256];
+        std::snprintf(line, sizeof line, " %d %zu %.3fms %s", res.status, bytes,
+                      static_cast<double>(elapsed) / 1000.0, req.remote_addr.c_str());
+        util::log_info("access " + req.method + " " + req.path + line);
+      });
+    }
+  }
+};
+
+HttpServer::HttpServer(service::Registry& registry, ServerOptions options)
+  : m_impl(std::make_unique<Impl>(registry, std::move(options)))
+{
+}
+
+HttpServer::~HttpServer()
+{
+  stop();
+}
+
+Result<int>
+HttpServer::bind()
+{
+  auto& o = m_impl->options;
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    if (o.tls_cert.empty() || o.tls_key.empty()) {
+      return fail(ErrorCode::invalid_argument, "--tls-cert and --tls-key must be given together");
+    }
+    auto ssl = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+    if (!ssl->is_valid()) {
+      return fail(ErrorCode::invalid_argument,
+                  "cannot load the TLS certificate or key (" + o.tls_cert + ", " + o.tls_key + ")");
+    }
+    m_impl->http = std::move(ssl);
+  } else {
+    m_impl->http = std::make_unique<httplib::Server>();
+  }
+  m_impl->configure();
+  int port = o.port;
+  if (port == 0) {
+    port = m_impl->http->bind_to_any_port(o.host);
+    if (port <= 0) {
+      return fail(ErrorCode::io_error, "cannot listen on " + o.host + ":0");
+    }
+  } else if (!m_impl->http->bind_to_port(o.host, port)) {
+    return fail(ErrorCode::io_error,
+                "cannot listen on " + o.host + ":" + std::to_string(port)
+                  + " (address in use or not available)");
+  }
+  o.port = port;
+  return port;
+}
+
+void
+HttpServer::run()
+{
+  m_impl->http->listen_after_bind();
+}
+
+void
+HttpServer::stop()
+{
+  if (m_impl && m_impl->http) {
+    m_impl->http->stop();
+  }
+}
+
+bool
+HttpServer::is_running() const
+{
+  return m_impl->http && m_impl->http->is_running();
+}
+
+} // namespace registry::server

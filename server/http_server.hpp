@@ -1,0 +1,53 @@
+#pragma once
+
+// HttpServer: the registry's HTTP front (Docker Registry HTTP API V2 / OCI
+// Distribution Spec v1.1). A facade over cpp-httplib: httplib types stay in the
+// .cpp files of server/.
+//
+// Thread-safety: bind() and run() are called once, from one thread; stop() may
+// be called from any thread (a signal-handling thread, a test).
+
+#include "common/result.hpp"
+
+#include <memory>
+#include <string>
+
+namespace registry::service {
+class Registry;
+}
+
+namespace registry::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 5000;      // 0 picks a free port
+  std::string base_url; // e.g. https://registry.example.com; empty -> relative Locations
+  size_t workers = 32;  // worker threads (concurrent connections served)
+  std::string tls_cert; // PEM files; both set -> HTTPS
+  std::string tls_key;
+  bool access_log = true;
+};
+
+class HttpServer
+{
+public:
+  // `registry` must outlive the server.
+  HttpServer(service::Registry& registry, ServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds the listening socket; returns the bound port. io_error when the
+  // address cannot be bound, invalid_argument for unusable TLS files.
+  Result<int> bind();
+  // Serves until stop(). REQUIRES: bind() succeeded.
+  void run();
+  void stop();
+  bool is_running() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace registry::server

@@ -1,0 +1,57 @@
+#pragma once
+
+// Per-request state handed to the handlers: the parsed route, the request and
+// response, the streamed body (when the method has one) and the shared services.
+
+#include "common/service/registry.hpp"
+#include "server/http_server.hpp"
+#include "server/routes.hpp"
+
+#include <httplib.h>
+
+#include <optional>
+#include <string>
+
+namespace registry::server {
+
+// The operations the access decision is made for (Distribution's rule: GET/HEAD
+// pull, POST/PUT/PATCH pull+push, DELETE delete).
+enum class Action { pull, push, remove };
+
+struct RequestContext {
+  const httplib::Request& req;
+  httplib::Response& res;
+  const httplib::ContentReader* reader; // null for methods without a streamed body
+  service::Registry& registry;
+  const ServerOptions& options;
+  Route route;
+  bool body_consumed = false;
+
+  bool
+  is_head() const
+  {
+    return req.method == "HEAD";
+  }
+
+  // The request body as a service ByteSource. May be used once.
+  service::ByteSource body();
+
+  // Reads the whole body when it is at most `limit` bytes; nullopt when larger
+  // (the rest is then left unread and the connection is closed afterwards).
+  std::optional<std::string> read_body(size_t limit);
+
+  // Reads and discards an unread body, so the connection can be reused.
+  void drain_body();
+
+  // "<base-url>/v2/..." or "/v2/..." when no base URL is configured.
+  std::string url(const std::string& path) const;
+
+  // Writes the error envelope; `status` overrides the table's status when set.
+  void write_error(const Error& error, int status = 0);
+  void write_error(const Unexpected& error)
+  {
+    write_error(error.error);
+  }
+};
+
+} // namespace registry::server

@@ -1,0 +1,543 @@
+// The OCI distribution API driven over HTTP against the real `registryctl serve`.
+
+#include "common/util/file.hpp"
+#include "tests/e2e/fixture.hpp"
+
+#include <atomic>
+#include <thread>
+
+using namespace registry::test;
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("api version check")
+  {
+    RegistryFixture f;
+    auto res = f.c().get("/v2/");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Docker-Distribution-API-Version") == "registry/2.0");
+    auto health = f.c().get("/healthz");
+    REQUIRE(health);
+    CHECK(health->status == 200);
+  }
+
+  TEST_CASE("blob uploads")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+    Blob blob = make_blob(random_bytes(300000, 7));
+
+    SUBCASE("monolithic POST with digest creates the blob")
+    {
+      auto res = c.post("/v2/main/app/blobs/uploads/?digest=" + blob.digest, blob.data);
+      REQUIRE(res);
+      CHECK(res->status == 201);
+      CHECK(res->get_header_value("Location") == "/v2/main/app/blobs/" + blob.digest);
+      CHECK(res->get_header_value("Docker-Content-Digest") == blob.digest);
+      auto get = c.get("/v2/main/app/blobs/" + blob.digest);
+      REQUIRE(get);
+      CHECK(get->status == 200);
+      CHECK(get->body == blob.data);
+      CHECK(get->get_header_value("Docker-Content-Digest") == blob.digest);
+    }
+
+    SUBCASE("POST then PUT with the whole body")
+    {
+      auto start = c.post("/v2/main/app/blobs/uploads/");
+      REQUIRE(start);
+      CHECK(start->status == 202);
+      std::string location = start->get_header_value("Location");
+      CHECK(location.rfind("/v2/main/app/blobs/uploads/", 0) == 0);
+      CHECK(start->get_header_value("Range") == "0-0");
+      CHECK(!start->get_header_value("Docker-Upload-UUID").empty());
+      auto put = c.put(location + "?digest=" + blob.digest, blob.data);
+      REQUIRE(put);
+      CHECK(put->status == 201);
+      CHECK(put->get_header_value("Docker-Content-Digest") == blob.digest);
+      auto head = c.head("/v2/main/app/blobs/" + blob.digest);
+      REQUIRE(head);
+      CHECK(head->status == 200);
+      CHECK(head->get_header_value("Content-Length") == std::to_string(blob.data.size()));
+    }
+
+    SUBCASE("chunked PATCH with Content-Range, status, then PUT")
+    {
+      auto start = c.post("/v2/main/app/blobs/uploads/");
+      REQUIRE(start);
+      std::string location = start->get_header_value("Location");
+      size_t chunk = 100000;
+      for (size_t off = 0; off < blob.data.size(); off += chunk) {
+        std::string part = blob.data.substr(off, chunk);
+        std::string range = std::to_string(off) + "-" + std::to_string(off + part.size() - 1);
+        auto res = c.patch(location, part, {{"Content-Range", range}});
+        REQUIRE(res);
+        REQUIRE_MESSAGE(res->status == 202, res->body);
+        CHECK(res->get_header_value("Range") == "0-" + std::to_string(off + part.size() - 1));
+        location = res->get_header_value("Location");
+      }
+      auto status = c.get(location);
+      REQUIRE(status);
+      CHECK(status->status == 204);
+      CHECK(status->get_header_value("Range") == "0-" + std::to_string(blob.data.size() - 1));
+      auto put = c.put(location + "?digest=" + blob.digest, "");
+      REQUIRE(put);
+      CHECK(put->status == 201);
+      auto get = c.get("/v2/main/app/blobs/" + blob.digest);
+      REQUIRE(get);
+      CHECK(get->body == blob.data);
+    }
+
+    SUBCASE("out-of-order and repeated chunks answer 416")
+    {
+      auto start = c.post("/v2/main/app/blobs/uploads/");
+      std::string location = start->get_header_value("Location");
+      auto first = c.patch(location, blob.data.substr(0, 1000), {{"Content-Range", "0-999"}});
+      REQUIRE(first);
+      CHECK(first->status == 202);
+      auto gap = c.patch(location, blob.data.substr(2000, 1000), {{"Content-Range", "2000-2999"}});
+      expect_error(gap, 416, "BLOB_UPLOAD_INVALID");
+      CHECK(gap->get_header_value("Range") == "0-999");
+      auto repeat = c.patch(location, blob.data.substr(0, 1000), {{"Content-Range", "0-999"}});
+      expect_error(repeat, 416, "BLOB_UPLOAD_INVALID");
+      auto status = c.get(location);
+      REQUIRE(status);
+      CHECK(status->get_header_value("Range") == "0-999");
+    }
+
+    SUBCASE("streamed PATCH without Content-Range, final chunk in PUT")
+    {
+      auto start = c.post("/v2/main/app/blobs/uploads/");
+      std::string location = start->get_header_value("Location");
+      auto res = c.patch(location, blob.data.substr(0, 200000));
+      REQUIRE(res);
+      CHECK(res->status == 202);
+      location = res->get_header_value("Location");
+      auto put = c.put(location + "?digest=" + blob.digest, blob.data.substr(200000));
+      REQUIRE(put);
+      CHECK(put->status == 201);
+      auto get = c.get("/v2/main/app/blobs/" + blob.digest);
+      CHECK(get->body == blob.data);
+    }
+
+    SUBCASE("DELETE cancels an upload")
+    {
+      auto start = c.post("/v2/main/app/blobs/uploads/");
+      std::string location = start->get_header_value("Location");
+      c.patch(location, "some bytes");
+      auto del = c.del(location);
+      REQUIRE(del);
+      CHECK(del->status == 204);
+      expect_error(c.get(location), 404, "BLOB_UPLOAD_UNKNOWN");
+      expect_error(c.put(location + "?digest=" + blob.digest, blob.data), 404, "BLOB_UPLOAD_UNKNOWN");
+    }
+
+    SUBCASE("a wrong digest is refused and nothing is stored")
+    {
+      std::string wrong = sha256_digest("something else");
+      auto res = c.post("/v2/main/app/blobs/uploads/?digest=" + wrong, blob.data);
+      expect_error(res, 400, "DIGEST_INVALID");
+      expect_error(c.head("/v2/main/app/blobs/" + wrong), 404, "BLOB_UNKNOWN", true);
+      auto uploads = run_cli(f.data, {"upload", "list", "-o", "json"});
+      CHECK(nlohmann::json::parse(uploads.out).empty());
+    }
+
+    SUBCASE("an empty blob")
+    {
+      Blob empty = make_blob("");
+      c.push_blob("main/app", empty);
+      auto get = c.get("/v2/main/app/blobs/" + empty.digest);
+      REQUIRE(get);
+      CHECK(get->status == 200);
+      CHECK(get->body.empty());
+    }
+  }
+
+  TEST_CASE("blob reads")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+    Blob blob = make_blob(random_bytes(5000, 3));
+    c.push_blob("main/app", blob);
+
+    SUBCASE("Range requests answer 206 with the slice")
+    {
+      auto res = c.get("/v2/main/app/blobs/" + blob.digest, {{"Range", "bytes=100-199"}});
+      REQUIRE(res);
+      CHECK(res->status == 206);
+      CHECK(res->body == blob.data.substr(100, 100));
+      CHECK(res->get_header_value("Content-Range") == "bytes 100-199/5000");
+      auto tail = c.get("/v2/main/app/blobs/" + blob.digest, {{"Range", "bytes=4990-"}});
+      REQUIRE(tail);
+      CHECK(tail->status == 206);
+      CHECK(tail->body == blob.data.substr(4990));
+      auto suffix = c.get("/v2/main/app/blobs/" + blob.digest, {{"Range", "bytes=-10"}});
+      REQUIRE(suffix);
+      CHECK(suffix->body == blob.data.substr(4990));
+    }
+
+    SUBCASE("an unsatisfiable range answers 416")
+    {
+      auto res = c.get("/v2/main/app/blobs/" + blob.digest, {{"Range", "bytes=6000-7000"}});
+      REQUIRE(res);
+      CHECK(res->status == 416);
+      CHECK(res->get_header_value("Content-Range") == "bytes */5000");
+    }
+
+    SUBCASE("a blob is visible only in repositories linked to it")
+    {
+      expect_error(c.get("/v2/main/other/blobs/" + blob.digest), 404, "BLOB_UNKNOWN");
+      expect_error(c.get("/v2/other/app/blobs/" + blob.digest), 404, "BLOB_UNKNOWN");
+    }
+
+    SUBCASE("DELETE unlinks the blob from the repository")
+    {
+      auto del = c.del("/v2/main/app/blobs/" + blob.digest);
+      REQUIRE(del);
+      CHECK(del->status == 202);
+      expect_error(c.head("/v2/main/app/blobs/" + blob.digest), 404, "BLOB_UNKNOWN", true);
+      expect_error(c.del("/v2/main/app/blobs/" + blob.digest), 404, "BLOB_UNKNOWN");
+    }
+  }
+
+  TEST_CASE("cross-repository mount")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+    Blob blob = make_blob(random_bytes(1000, 11));
+    c.push_blob("main/source", blob);
+
+    SUBCASE("mount from a repository holding the blob answers 201")
+    {
+      auto res = c.post("/v2/main/target/blobs/uploads/?mount=" + blob.digest + "&from=main/source");
+      REQUIRE(res);
+      CHECK(res->status == 201);
+      CHECK(res->get_header_value("Location") == "/v2/main/target/blobs/" + blob.digest);
+      auto get = c.get("/v2/main/target/blobs/" + blob.digest);
+      REQUIRE(get);
+      CHECK(get->body == blob.data);
+    }
+
+    SUBCASE("mount across feeds of the same store works")
+    {
+      auto res = c.post("/v2/other/target/blobs/uploads/?mount=" + blob.digest + "&from=main/source");
+      REQUIRE(res);
+      CHECK(res->status == 201);
+    }
+
+    SUBCASE("mount of an unknown blob falls back to an upload session")
+    {
+      std::string missing = sha256_digest("not there");
+      auto res = c.post("/v2/main/target/blobs/uploads/?mount=" + missing + "&from=main/source");
+      REQUIRE(res);
+      CHECK(res->status == 202);
+      CHECK(res->get_header_value("Location").rfind("/v2/main/target/blobs/uploads/", 0) == 0);
+      auto from_nowhere = c.post("/v2/main/target/blobs/uploads/?mount=" + blob.digest + "&from=main/nothing");
+      REQUIRE(from_nowhere);
+      CHECK(from_nowhere->status == 202);
+    }
+  }
+
+  TEST_CASE("manifests")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+
+    SUBCASE("push and pull by tag and by digest")
+    {
+      auto image = c.push_image("main/app", "v1", {"layer one", "layer two"});
+      auto by_tag = c.get("/v2/main/app/manifests/v1", {{"Accept", k_oci_manifest}});
+      REQUIRE(by_tag);
+      CHECK(by_tag->status == 200);
+      CHECK(by_tag->body == image.manifest);
+      CHECK(by_tag->get_header_value("Docker-Content-Digest") == image.digest);
+      CHECK(by_tag->get_header_value("Content-Type") == k_oci_manifest);
+      auto by_digest = c.get("/v2/main/app/manifests/" + image.digest);
+      REQUIRE(by_digest);
+      CHECK(by_digest->body == image.manifest);
+      auto head = c.head("/v2/main/app/manifests/v1");
+      REQUIRE(head);
+      CHECK(head->status == 200);
+      CHECK(head->get_header_value("Content-Length") == std::to_string(image.manifest.size()));
+      CHECK(head->get_header_value("Docker-Content-Digest") == image.digest);
+      CHECK(head->body.empty());
+    }
+
+    SUBCASE("Docker schema2 manifests keep their media type")
+    {
+      auto image = c.push_image("main/docker", "latest", {"docker layer"}, k_docker_manifest);
+      auto res = c.get("/v2/main/docker/manifests/latest");
+      REQUIRE(res);
+      CHECK(res->get_header_value("Content-Type") == k_docker_manifest);
+      CHECK(res->body == image.manifest);
+    }
+
+    SUBCASE("PUT by digest verifies the digest")
+    {
+      Blob config = make_blob("{}", k_oci_config);
+      c.push_blob("main/app", config);
+      std::string manifest = image_manifest(config, {});
+      auto wrong = c.put_manifest("main/app", sha256_digest("x"), manifest, k_oci_manifest);
+      expect_error(wrong, 400, "DIGEST_INVALID");
+      auto right = c.put_manifest("main/app", sha256_digest(manifest), manifest, k_oci_manifest);
+      REQUIRE(right);
+      CHECK(right->status == 201);
+      CHECK(right->get_header_value("Location") == "/v2/main/app/manifests/" + sha256_digest(manifest));
+    }
+
+    SUBCASE("a manifest whose blobs are missing is refused")
+    {
+      Blob config = make_blob("{}", k_oci_config);
+      Blob layer = make_blob("never pushed");
+      c.push_blob("main/app", config);
+      auto res = c.put_manifest("main/app", "v1", image_manifest(config, {layer}), k_oci_manifest);
+      expect_error(res, 400, "MANIFEST_BLOB_UNKNOWN");
+      expect_error(c.get("/v2/main/app/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+    }
+
+    SUBCASE("Accept excluding the stored type is not served it")
+    {
+      c.push_image("main/app", "v1", {"l"});
+      auto res = c.get("/v2/main/app/manifests/v1", {{"Accept", k_docker_manifest}});
+      expect_error(res, 404, "MANIFEST_UNKNOWN");
+      auto wildcard = c.get("/v2/main/app/manifests/v1", {{"Accept", "*/*"}});
+      REQUIRE(wildcard);
+      CHECK(wildcard->status == 200);
+    }
+
+    SUBCASE("moving a tag")
+    {
+      auto first = c.push_image("main/app", "latest", {"one"});
+      auto second = c.push_image("main/app", "latest", {"two"});
+      auto res = c.head("/v2/main/app/manifests/latest");
+      CHECK(res->get_header_value("Docker-Content-Digest") == second.digest);
+      auto old = c.head("/v2/main/app/manifests/" + first.digest);
+      CHECK(old->status == 200);
+    }
+
+    SUBCASE("an index over two platform images")
+    {
+      auto amd = c.push_image("main/multi", "amd64", {"amd layer"});
+      auto arm = c.push_image("main/multi", "arm64", {"arm layer"});
+      nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}};
+      index["manifests"] = {
+        {{"mediaType", k_oci_manifest}, {"digest", amd.digest}, {"size", amd.manifest.size()},
+         {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}},
+        {{"mediaType", k_oci_manifest}, {"digest", arm.digest}, {"size", arm.manifest.size()},
+         {"platform", {{"os", "linux"}, {"architecture", "arm64"}}}}};
+      std::string bytes = index.dump();
+      auto res = c.put_manifest("main/multi", "latest", bytes, k_oci_index);
+      REQUIRE(res);
+      CHECK(res->status == 201);
+      auto get = c.get("/v2/main/multi/manifests/latest");
+      CHECK(get->get_header_value("Content-Type") == k_oci_index);
+      // A child still referenced by the index cannot be deleted on its own.
+      auto child = c.del("/v2/main/multi/manifests/" + amd.digest);
+      REQUIRE(child);
+      CHECK(child->status == 409);
+      auto del_index = c.del("/v2/main/multi/manifests/" + sha256_digest(bytes));
+      CHECK(del_index->status == 202);
+      auto child_again = c.del("/v2/main/multi/manifests/" + amd.digest);
+      CHECK(child_again->status == 202);
+    }
+
+    SUBCASE("an index referencing an unknown manifest is refused")
+    {
+      nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}};
+      index["manifests"] = {{{"mediaType", k_oci_manifest}, {"digest", sha256_digest("nope")}, {"size", 4}}};
+      expect_error(c.put_manifest("main/multi", "latest", index.dump(), k_oci_index), 400,
+                   "MANIFEST_BLOB_UNKNOWN");
+    }
+
+    SUBCASE("delete by digest removes the manifest and its tags")
+    {
+      auto image = c.push_image("main/app", "v1", {"l"});
+      auto tag2 = c.put_manifest("main/app", "v2", image.manifest, k_oci_manifest);
+      REQUIRE(tag2->status == 201);
+      auto del = c.del("/v2/main/app/manifests/" + image.digest);
+      REQUIRE(del);
+      CHECK(del->status == 202);
+      expect_error(c.get("/v2/main/app/manifests/" + image.digest), 404, "MANIFEST_UNKNOWN");
+      expect_error(c.get("/v2/main/app/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+      expect_error(c.get("/v2/main/app/manifests/v2"), 404, "MANIFEST_UNKNOWN");
+      expect_error(c.del("/v2/main/app/manifests/" + image.digest), 404, "MANIFEST_UNKNOWN");
+    }
+
+    SUBCASE("delete by tag removes only that tag")
+    {
+      auto image = c.push_image("main/app", "v1", {"l"});
+      c.put_manifest("main/app", "v2", image.manifest, k_oci_manifest);
+      auto del = c.del("/v2/main/app/manifests/v1");
+      REQUIRE(del);
+      CHECK(del->status == 202);
+      expect_error(c.get("/v2/main/app/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+      CHECK(c.get("/v2/main/app/manifests/v2")->status == 200);
+      CHECK(c.get("/v2/main/app/manifests/" + image.digest)->status == 200);
+    }
+  }
+
+  TEST_CASE("tag list and catalog pagination")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+    auto image = c.push_image("main/app", "t00", {"l"});
+    for (int i = 1; i < 12; ++i) {
+      char tag[8];
+      std::snprintf(tag, sizeof tag, "t%02d", i);
+      auto res = c.put_manifest("main/app", tag, image.manifest, k_oci_manifest);
+      REQUIRE(res->status == 201);
+    }
+    for (const char* repo : {"main/b", "main/a", "other/z", "main/c/d"}) {
+      c.push_image(repo, "latest", {"x"});
+    }
+
+    SUBCASE("the whole tag list in lexical order")
+    {
+      auto res = c.get("/v2/main/app/tags/list");
+      REQUIRE(res);
+      CHECK(res->status == 200);
+      auto j = nlohmann::json::parse(res->body);
+      CHECK(j["name"] == "main/app");
+      REQUIRE(j["tags"].size() == 12);
+      CHECK(j["tags"][0] == "t00");
+      CHECK(j["tags"][11] == "t11");
+      CHECK(res->get_header_value("Link").empty());
+    }
+
+    SUBCASE("n and last page through tags with a Link header")
+    {
+      auto res = c.get("/v2/main/app/tags/list?n=5");
+      auto j = nlohmann::json::parse(res->body);
+      REQUIRE(j["tags"].size() == 5);
+      CHECK(j["tags"][4] == "t04");
+      CHECK(res->get_header_value("Link") == "</v2/main/app/tags/list?n=5&last=t04>; rel=\"next\"");
+      auto next = c.get("/v2/main/app/tags/list?n=5&last=t04");
+      auto j2 = nlohmann::json::parse(next->body);
+      CHECK(j2["tags"][0] == "t05");
+      auto last_page = c.get("/v2/main/app/tags/list?n=5&last=t09");
+      auto j3 = nlohmann::json::parse(last_page->body);
+      CHECK(j3["tags"].size() == 2);
+      CHECK(last_page->get_header_value("Link").empty());
+      auto zero = c.get("/v2/main/app/tags/list?n=0");
+      CHECK(nlohmann::json::parse(zero->body)["tags"].empty());
+    }
+
+    SUBCASE("a malformed n is a 400")
+    {
+      expect_error(c.get("/v2/main/app/tags/list?n=abc"), 400, "UNSUPPORTED");
+      expect_error(c.get("/v2/_catalog?n=-1"), 400, "UNSUPPORTED");
+    }
+
+    SUBCASE("tags of an unknown repository")
+    {
+      expect_error(c.get("/v2/main/nothing/tags/list"), 404, "NAME_UNKNOWN");
+    }
+
+    SUBCASE("catalog in lexical order with pagination")
+    {
+      auto res = c.get("/v2/_catalog");
+      auto j = nlohmann::json::parse(res->body);
+      std::vector<std::string> all = j["repositories"];
+      CHECK(all == std::vector<std::string>{"main/a", "main/app", "main/b", "main/c/d", "other/z"});
+      auto page = c.get("/v2/_catalog?n=2");
+      CHECK(nlohmann::json::parse(page->body)["repositories"]
+            == nlohmann::json::array({"main/a", "main/app"}));
+      CHECK(page->get_header_value("Link") == "</v2/_catalog?n=2&last=main/app>; rel=\"next\"");
+      auto next = c.get("/v2/_catalog?n=2&last=main/app");
+      CHECK(nlohmann::json::parse(next->body)["repositories"]
+            == nlohmann::json::array({"main/b", "main/c/d"}));
+    }
+  }
+
+  TEST_CASE("referrers")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+    auto image = c.push_image("main/app", "v1", {"l"});
+    Blob empty = make_blob("{}", "application/vnd.oci.empty.v1+json");
+    c.push_blob("main/app", empty);
+    Blob sig = make_blob("signature bytes", "application/vnd.example.sig");
+    c.push_blob("main/app", sig);
+    nlohmann::json subject = {{"mediaType", k_oci_manifest}, {"digest", image.digest},
+                              {"size", image.manifest.size()}};
+    std::string sbom = image_manifest(empty, {sig}, k_oci_manifest,
+                                      {{"artifactType", "application/vnd.example.sbom"},
+                                       {"subject", subject},
+                                       {"annotations", {{"org.example.kind", "sbom"}}}});
+    std::string signature = image_manifest(empty, {sig}, k_oci_manifest,
+                                           {{"artifactType", "application/vnd.example.signature"},
+                                            {"subject", subject}});
+    auto put = c.put_manifest("main/app", sha256_digest(sbom), sbom, k_oci_manifest);
+    REQUIRE(put);
+    CHECK(put->status == 201);
+    CHECK(put->get_header_value("OCI-Subject") == image.digest);
+    c.put_manifest("main/app", sha256_digest(signature), signature, k_oci_manifest);
+
+    auto all = c.get("/v2/main/app/referrers/" + image.digest);
+    REQUIRE(all);
+    CHECK(all->status == 200);
+    CHECK(all->get_header_value("Content-Type") == k_oci_index);
+    auto j = nlohmann::json::parse(all->body);
+    CHECK(j["manifests"].size() == 2);
+
+    auto filtered = c.get("/v2/main/app/referrers/" + image.digest
+                          + "?artifactType=application/vnd.example.sbom");
+    CHECK(filtered->get_header_value("OCI-Filters-Applied") == "artifactType");
+    auto jf = nlohmann::json::parse(filtered->body);
+    REQUIRE(jf["manifests"].size() == 1);
+    CHECK(jf["manifests"][0]["digest"] == sha256_digest(sbom));
+    CHECK(jf["manifests"][0]["artifactType"] == "application/vnd.example.sbom");
+    CHECK(jf["manifests"][0]["annotations"]["org.example.kind"] == "sbom");
+
+    // A subject that does not exist (yet) still answers 200 with an empty index.
+    auto none = c.get("/v2/main/app/referrers/" + sha256_digest("nothing"));
+    CHECK(none->status == 200);
+    CHECK(nlohmann::json::parse(none->body)["manifests"].empty());
+  }
+
+  TEST_CASE("concurrent pushes of the same blob")
+  {
+    RegistryFixture f;
+    Blob blob = make_blob(random_bytes(2 << 20, 5));
+    std::atomic<int> created{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        OciClient client(f.server->port());
+        std::string repo = "main/concurrent" + std::to_string(i % 2);
+        auto res = client.post("/v2/" + repo + "/blobs/uploads/?digest=" + blob.digest, blob.data);
+        if (res && res->status == 201) {
+          ++created;
+        }
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    CHECK(created == 8);
+    for (const char* repo : {"main/concurrent0", "main/concurrent1"}) {
+      auto get = f.c().get(std::string("/v2/") + repo + "/blobs/" + blob.digest);
+      REQUIRE(get);
+      CHECK(get->body == blob.data);
+    }
+  }
+
+  TEST_CASE("base URL makes Locations absolute")
+  {
+    RegistryFixture f({"--base-url", "https://registry.example.test/"});
+    auto res = f.c().post("/v2/main/app/blobs/uploads/");
+    REQUIRE(res);
+    CHECK(res->get_header_value("Location").rfind("https://registry.example.test/v2/main/app/blobs/uploads/", 0) == 0);
+  }
+
+  TEST_CASE("SIGTERM stops the server cleanly")
+  {
+    RegistryFixture f;
+    f.c().push_image("main/app", "v1", {"l"});
+    // An idle keep-alive connection stays open: shutdown must not wait for it forever.
+    CHECK(f.server->stop() == 0);
+    auto leftovers = registry::util::read_file(f.data / "registry.db");
+    CHECK(leftovers.has_value());
+    CHECK(std::filesystem::is_empty(f.data / "store" / "uploads"));
+  }
+}

@@ -1,0 +1,157 @@
+// A real client: skopeo pushes OCI layouts built here (a single image and a
+// two-platform index) to `registryctl serve`, pulls them back and the digests
+// match.
+
+#include "common/util/file.hpp"
+#include "tests/e2e/fixture.hpp"
+
+#include <cstring>
+
+using namespace registry::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A ustar archive holding one regular file.
+std::string
+tar_with_file(const std::string& name, const std::string& content)
+{
+  char header[512];
+  std::memset(header, 0, sizeof header);
+  std::snprintf(header, 100, "%s", name.c_str());
+  std::snprintf(header + 100, 8, "%07o", 0644);
+  std::snprintf(header + 108, 8, "%07o", 0);
+  std::snprintf(header + 116, 8, "%07o", 0);
+  std::snprintf(header + 124, 12, "%011o", static_cast<unsigned>(content.size()));
+  std::snprintf(header + 136, 12, "%011o", 1700000000U);
+  header[156] = '0';
+  std::memcpy(header + 257, "ustar", 6);
+  std::memcpy(header + 263, "00", 2);
+  std::memset(header + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char ch : header) {
+    sum += ch;
+  }
+  std::snprintf(header + 148, 8, "%06o", sum);
+  header[155] = ' ';
+  std::string out(header, sizeof header);
+  out += content;
+  out.append((512 - content.size() % 512) % 512, '\0');
+  out.append(1024, '\0');
+  return out;
+}
+
+struct Layout {
+  fs::path dir;
+  void
+  add_blob(const std::string& data)
+  {
+    std::string hex = sha256_digest(data).substr(7);
+    REQUIRE(registry::util::write_file_atomic(dir / "blobs" / "sha256" / hex, data));
+  }
+};
+
+// Writes an image (config + one layer) into `layout`; returns its manifest.
+std::string
+add_image(Layout& layout, const std::string& arch, const std::string& file_content)
+{
+  std::string layer = tar_with_file("hello-" + arch + ".txt", file_content);
+  nlohmann::json config = {{"architecture", arch},
+                           {"os", "linux"},
+                           {"rootfs", {{"type", "layers"}, {"diff_ids", {sha256_digest(layer)}}}}};
+  std::string config_bytes = config.dump();
+  layout.add_blob(layer);
+  layout.add_blob(config_bytes);
+  std::string manifest = image_manifest(make_blob(config_bytes, k_oci_config), {make_blob(layer)});
+  layout.add_blob(manifest);
+  return manifest;
+}
+
+void
+write_index(Layout& layout, const std::string& media_type, const std::string& bytes,
+            const std::string& tag)
+{
+  REQUIRE(registry::util::write_file_atomic(layout.dir / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}};
+  index["manifests"] = {{{"mediaType", media_type},
+                         {"digest", sha256_digest(bytes)},
+                         {"size", bytes.size()},
+                         {"annotations", {{"org.opencontainers.image.ref.name", tag}}}}};
+  REQUIRE(registry::util::write_file_atomic(layout.dir / "index.json", index.dump()));
+}
+
+CommandResult
+skopeo(std::vector<std::string> args)
+{
+  args.insert(args.begin(), "--insecure-policy");
+  return run_command("skopeo", args, 300);
+}
+
+} // namespace
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("skopeo copies images in and out")
+  {
+    auto version = run_command("skopeo", {"--version"});
+    REQUIRE_MESSAGE(version.exit_code == 0, "skopeo is required (apt-get install skopeo)");
+    RegistryFixture f;
+    std::string registry = "docker://" + f.server->host_port();
+
+    SUBCASE("a single image")
+    {
+      Layout layout{f.dir / "layout"};
+      std::string manifest = add_image(layout, "amd64", "hello from registryctl\n");
+      write_index(layout, k_oci_manifest, manifest, "v1");
+      auto push = skopeo({"copy", "--preserve-digests", "--dest-tls-verify=false", "oci:" + layout.dir.string() + ":v1",
+                          registry + "/main/hello:v1"});
+      REQUIRE_MESSAGE(push.exit_code == 0, push.err);
+      auto inspect = skopeo({"inspect", "--tls-verify=false", "--raw", registry + "/main/hello:v1"});
+      REQUIRE_MESSAGE(inspect.exit_code == 0, inspect.err);
+      CHECK(inspect.out == manifest);
+      auto pull = skopeo({"copy", "--preserve-digests", "--src-tls-verify=false", registry + "/main/hello:v1",
+                          "oci:" + (f.dir / "pulled").string() + ":v1"});
+      REQUIRE_MESSAGE(pull.exit_code == 0, pull.err);
+      auto pulled_index = nlohmann::json::parse(*registry::util::read_file(f.dir / "pulled" / "index.json"));
+      CHECK(pulled_index["manifests"][0]["digest"] == sha256_digest(manifest));
+      // Every blob arrived with its content intact.
+      for (const auto& entry : fs::directory_iterator(f.dir / "pulled" / "blobs" / "sha256")) {
+        auto bytes = registry::util::read_file(entry.path());
+        REQUIRE(bytes);
+        CHECK(sha256_digest(*bytes) == "sha256:" + entry.path().filename().string());
+      }
+      auto tags = run_cli(f.data, {"tag", "list", "main/hello", "-o", "json"});
+      CHECK(nlohmann::json::parse(tags.out)[0]["digest"] == sha256_digest(manifest));
+    }
+
+    SUBCASE("a multi-arch index with --all")
+    {
+      Layout layout{f.dir / "multi"};
+      std::string amd = add_image(layout, "amd64", "amd64 content\n");
+      std::string arm = add_image(layout, "arm64", "arm64 content\n");
+      nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}};
+      index["manifests"] = {
+        {{"mediaType", k_oci_manifest}, {"digest", sha256_digest(amd)}, {"size", amd.size()},
+         {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}},
+        {{"mediaType", k_oci_manifest}, {"digest", sha256_digest(arm)}, {"size", arm.size()},
+         {"platform", {{"os", "linux"}, {"architecture", "arm64"}}}}};
+      std::string index_bytes = index.dump();
+      layout.add_blob(index_bytes);
+      write_index(layout, k_oci_index, index_bytes, "multi");
+      auto push = skopeo({"copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+                          "oci:" + layout.dir.string() + ":multi", registry + "/main/multi:latest"});
+      REQUIRE_MESSAGE(push.exit_code == 0, push.err);
+      auto raw = skopeo({"inspect", "--tls-verify=false", "--raw", registry + "/main/multi:latest"});
+      REQUIRE(raw.exit_code == 0);
+      CHECK(sha256_digest(raw.out) == sha256_digest(index_bytes));
+      auto pull = skopeo({"copy", "--all", "--preserve-digests", "--src-tls-verify=false", registry + "/main/multi:latest",
+                          "oci:" + (f.dir / "multi-pulled").string() + ":latest"});
+      REQUIRE_MESSAGE(pull.exit_code == 0, pull.err);
+      CHECK(fs::exists(f.dir / "multi-pulled" / "blobs" / "sha256" / sha256_digest(arm).substr(7)));
+      auto show = run_cli(f.data, {"digest", "show", "main/multi:latest", "-o", "json"});
+      auto j = nlohmann::json::parse(show.out);
+      REQUIRE(j["manifests"].size() == 2);
+      CHECK(j["manifests"][1]["platform"] == "linux/arm64");
+    }
+  }
+}

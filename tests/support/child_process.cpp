@@ -1,0 +1,173 @@
+#include "tests/support/child_process.hpp"
+
+#include "common/util/file.hpp"
+#include "common/util/uuid.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace registry::test {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+pid_t
+spawn(const std::string& program, const std::vector<std::string>& args, const fs::path& out,
+      const fs::path& err)
+{
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(program.c_str()));
+  for (const auto& a : args) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+// Waits for `pid` at most `timeout`; kills it after. Returns the exit status
+// (128 + signal when killed).
+int
+wait_for(pid_t pid, std::chrono::milliseconds timeout)
+{
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  for (;;) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (WIFEXITED(status)) {
+    return WEXITSTATUS(status);
+  }
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+std::string
+slurp(const fs::path& path)
+{
+  auto r = util::read_file(path);
+  return r ? *r : std::string();
+}
+
+fs::path
+scratch_file(const std::string& tag)
+{
+  return fs::temp_directory_path() / ("registryctl-" + tag + "-" + util::random_uuid());
+}
+
+} // namespace
+
+std::string
+registryctl_bin()
+{
+  const char* bin = std::getenv("REGISTRYCTL_BIN");
+  REQUIRE_MESSAGE(bin != nullptr, "REGISTRYCTL_BIN must name the registryctl binary");
+  return bin;
+}
+
+CommandResult
+run_command(const std::string& program, const std::vector<std::string>& args, int timeout_seconds)
+{
+  fs::path out = scratch_file("out");
+  fs::path err = scratch_file("err");
+  pid_t pid = spawn(program, args, out, err);
+  CommandResult result;
+  if (pid > 0) {
+    result.exit_code = wait_for(pid, std::chrono::seconds(timeout_seconds));
+  }
+  result.out = slurp(out);
+  result.err = slurp(err);
+  std::error_code ec;
+  fs::remove(out, ec);
+  fs::remove(err, ec);
+  return result;
+}
+
+CommandResult
+run_cli(const fs::path& data_dir, const std::vector<std::string>& args)
+{
+  std::vector<std::string> full = {"--data", data_dir.string()};
+  full.insert(full.end(), args.begin(), args.end());
+  return run_command(registryctl_bin(), full);
+}
+
+ServerProcess::ServerProcess(const fs::path& data_dir, const std::vector<std::string>& extra_args)
+{
+  fs::path ready = data_dir.parent_path() / ("ready-" + util::random_uuid());
+  m_log = data_dir.parent_path() / ("server-" + util::random_uuid() + ".log");
+  std::vector<std::string> args = {"--data", data_dir.string(), "serve", "--listen",
+                                   "127.0.0.1:0", "--ready-file", ready.string()};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  m_pid = spawn(registryctl_bin(), args, "/dev/null", m_log);
+  REQUIRE(m_pid > 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto text = util::read_file(ready);
+    if (text && !text->empty()) {
+      m_port = std::atoi(text->substr(text->rfind(':') + 1).c_str());
+      break;
+    }
+    int status = 0;
+    if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
+      m_pid = -1;
+      FAIL("registryctl serve exited early: " << slurp(m_log));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::error_code ec;
+  fs::remove(ready, ec);
+  REQUIRE_MESSAGE(m_port > 0, "registryctl serve did not become ready: " << slurp(m_log));
+}
+
+int
+ServerProcess::stop()
+{
+  if (m_pid <= 0) {
+    return -1;
+  }
+  ::kill(m_pid, SIGTERM);
+  int status = wait_for(m_pid, std::chrono::seconds(10));
+  m_pid = -1;
+  return status;
+}
+
+ServerProcess::~ServerProcess()
+{
+  stop();
+  std::error_code ec;
+  fs::remove(m_log, ec);
+}
+
+std::string
+ServerProcess::log() const
+{
+  return slurp(m_log);
+}
+
+} // namespace registry::test

@@ -1,0 +1,63 @@
+#pragma once
+
+// Runs the real registryctl binary: one-shot CLI commands with captured output,
+// and `registryctl serve` on a free loopback port for end-to-end tests.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace registry::test {
+
+// The registryctl binary under test: $REGISTRYCTL_BIN.
+std::string registryctl_bin();
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `program` with `args`, waits (at most `timeout_seconds`, then kills it)
+// and returns its exit status and output.
+CommandResult run_command(const std::string& program, const std::vector<std::string>& args,
+                          int timeout_seconds = 120);
+
+// Runs registryctl with `--data <data_dir>` followed by `args`.
+CommandResult run_cli(const std::filesystem::path& data_dir, const std::vector<std::string>& args);
+
+// `registryctl serve` on 127.0.0.1 with an ephemeral port. The constructor waits
+// (bounded) for the ready file; the destructor sends SIGTERM, then SIGKILL.
+class ServerProcess
+{
+public:
+  explicit ServerProcess(const std::filesystem::path& data_dir,
+                         const std::vector<std::string>& extra_args = {});
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  int
+  port() const
+  {
+    return m_port;
+  }
+  std::string
+  host_port() const
+  {
+    return "127.0.0.1:" + std::to_string(m_port);
+  }
+  // Stops the server with SIGTERM and returns its exit status.
+  int stop();
+  // The server's stderr so far (access log).
+  std::string log() const;
+
+private:
+  pid_t m_pid = -1;
+  int m_port = 0;
+  std::filesystem::path m_log;
+};
+
+} // namespace registry::test

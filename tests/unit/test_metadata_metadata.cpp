@@ -1,0 +1,794 @@
+#include "common/metadata/metadata.hpp"
+
+#include "common/oci/digest.hpp"
+#include "common/oci/media_types.hpp"
+#include "common/util/uuid.hpp"
+#include "tests/support/test_dir.hpp"
+#include "tests/unit/unit_helpers.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+using registry::ErrorCode;
+using registry::metadata::ManifestReferenceRecord;
+using registry::metadata::Metadata;
+using registry::metadata::NewManifest;
+using registry::oci::Digest;
+using registry::test::code_of;
+using registry::test::TestDir;
+namespace mt = registry::oci::media_type;
+namespace util = registry::util;
+
+namespace {
+
+constexpr int64_t k_now = 1'700'000'000;
+constexpr int64_t k_store = 1; // the default store created by the first migration
+
+std::unique_ptr<Metadata>
+open_db(const TestDir& dir)
+{
+  auto db = Metadata::open(dir / "registry.db");
+  REQUIRE_OK(db);
+  return std::move(db).value();
+}
+
+std::string
+digest_of(const std::string& bytes)
+{
+  return Digest::of(bytes).str();
+}
+
+// A manifest record over `bytes` (metadata does not parse them) referencing blobs
+// and child manifests by digest.
+NewManifest
+manifest_record(const std::string& bytes, const std::vector<std::string>& blobs = {},
+                const std::vector<std::string>& children = {})
+{
+  NewManifest m;
+  m.digest = digest_of(bytes);
+  m.media_type = children.empty() ? std::string(mt::oci_manifest) : std::string(mt::oci_index);
+  m.bytes = bytes;
+  for (const auto& b : blobs) {
+    m.references.push_back({ManifestReferenceRecord::Kind::blob, b});
+  }
+  for (const auto& c : children) {
+    m.references.push_back({ManifestReferenceRecord::Kind::manifest, c});
+  }
+  return m;
+}
+
+std::vector<std::string>
+tag_names(const std::vector<registry::metadata::TagRow>& rows)
+{
+  std::vector<std::string> out;
+  for (const auto& row : rows) {
+    out.push_back(row.name);
+  }
+  return out;
+}
+
+// A database with feed "team" and one blob recorded in team/app.
+struct Fixture {
+  TestDir dir;
+  std::unique_ptr<Metadata> db = open_db(dir);
+  registry::metadata::FeedRow feed;
+  int64_t repo_id = 0;
+  std::string blob = digest_of("layer");
+  std::string config = digest_of("config");
+
+  Fixture()
+  {
+    auto f = db->create_feed("team", "the team", k_store, "pull", k_now);
+    REQUIRE_OK(f);
+    feed = *f;
+    for (const auto& d : {blob, config}) {
+      auto row = db->record_blob(feed.id, "team/app", k_store, d, 5, "blobs/key-of-" + d, k_now);
+      REQUIRE_OK(row);
+    }
+    auto repo = db->find_repository("team/app");
+    REQUIRE_OK(repo);
+    REQUIRE(repo->has_value());
+    repo_id = (*repo)->id;
+  }
+
+  // Puts a manifest referencing the fixture's blobs, tagged `tag`; returns its digest.
+  std::string
+  put_image(const std::string& bytes, const std::string& tag)
+  {
+    auto put = db->put_manifest(feed.id, "team/app", manifest_record(bytes, {config, blob}), tag,
+                                k_now);
+    REQUIRE_OK(put);
+    return digest_of(bytes);
+  }
+};
+
+} // namespace
+
+TEST_SUITE("metadata")
+{
+  TEST_CASE("metadata::Metadata::open")
+  {
+    TestDir dir;
+
+    SUBCASE("a new database has every migration applied and the default store")
+    {
+      auto db = open_db(dir);
+      CHECK(db->schema_version() >= 1);
+      auto stores = db->list_stores();
+      REQUIRE_OK(stores);
+      REQUIRE(stores->size() == 1);
+      CHECK((*stores)[0].id == k_store);
+      CHECK((*stores)[0].name == "default");
+      CHECK((*stores)[0].type == "filesystem");
+    }
+
+    SUBCASE("reopening keeps the schema version and the data")
+    {
+      int version = 0;
+      {
+        auto db = open_db(dir);
+        version = db->schema_version();
+        REQUIRE_OK(db->create_feed("kept", "", k_store, "none", k_now));
+      }
+      auto db = open_db(dir);
+      CHECK(db->schema_version() == version);
+      auto feed = db->find_feed("kept");
+      REQUIRE_OK(feed);
+      CHECK(feed->has_value());
+      auto stores = db->list_stores();
+      REQUIRE_OK(stores);
+      CHECK(stores->size() == 1);
+    }
+
+    SUBCASE("a schema newer than this program knows is corrupt")
+    {
+      int version = 0;
+      {
+        auto db = open_db(dir);
+        version = db->schema_version();
+      }
+      {
+        SQLite::Database raw((dir / "registry.db").string(), SQLite::OPEN_READWRITE);
+        raw.exec("PRAGMA user_version = " + std::to_string(version + 1));
+      }
+      CHECK(code_of(Metadata::open(dir / "registry.db")) == ErrorCode::corrupt);
+    }
+
+    SUBCASE("a path that cannot be opened is io_error")
+    {
+      CHECK(code_of(Metadata::open(dir / "missing" / "registry.db")) == ErrorCode::io_error);
+      CHECK(code_of(Metadata::open(dir.path())) == ErrorCode::io_error);
+    }
+  }
+
+  TEST_CASE("metadata::Metadata feeds")
+  {
+    TestDir dir;
+    auto db = open_db(dir);
+
+    SUBCASE("a created feed can be found and listed")
+    {
+      auto created = db->create_feed("team", "desc", k_store, "none", k_now);
+      REQUIRE_OK(created);
+      CHECK(created->id > 0);
+      CHECK(created->name == "team");
+      CHECK(created->description == "desc");
+      CHECK(created->store_id == k_store);
+      CHECK(created->anonymous_access == "none");
+      CHECK(created->created_at == k_now);
+
+      auto found = db->find_feed("team");
+      REQUIRE_OK(found);
+      REQUIRE(found->has_value());
+      CHECK((*found)->id == created->id);
+      CHECK((*found)->description == "desc");
+      CHECK((*found)->anonymous_access == "none");
+      CHECK((*found)->created_at == k_now);
+    }
+
+    SUBCASE("a missing feed is nullopt")
+    {
+      auto found = db->find_feed("nope");
+      REQUIRE_OK(found);
+      CHECK_FALSE(found->has_value());
+    }
+
+    SUBCASE("a taken name is already_exists")
+    {
+      REQUIRE_OK(db->create_feed("team", "", k_store, "pull", k_now));
+      CHECK(code_of(db->create_feed("team", "other", k_store, "none", k_now))
+            == ErrorCode::already_exists);
+      auto feeds = db->list_feeds();
+      REQUIRE_OK(feeds);
+      CHECK(feeds->size() == 1);
+    }
+
+    SUBCASE("feeds are listed by name")
+    {
+      for (const char* name : {"zeta", "alpha", "mid"}) {
+        REQUIRE_OK(db->create_feed(name, "", k_store, "pull", k_now));
+      }
+      auto feeds = db->list_feeds();
+      REQUIRE_OK(feeds);
+      REQUIRE(feeds->size() == 3);
+      CHECK((*feeds)[0].name == "alpha");
+      CHECK((*feeds)[1].name == "mid");
+      CHECK((*feeds)[2].name == "zeta");
+    }
+
+    SUBCASE("update_feed changes description and anonymous access")
+    {
+      REQUIRE_OK(db->create_feed("team", "old", k_store, "pull", k_now));
+      auto updated = db->update_feed("team", "new", "none");
+      REQUIRE_OK(updated);
+      CHECK(updated->description == "new");
+      CHECK(updated->anonymous_access == "none");
+      CHECK(updated->created_at == k_now);
+      auto found = db->find_feed("team");
+      REQUIRE_OK(found);
+      REQUIRE(found->has_value());
+      CHECK((*found)->description == "new");
+    }
+
+    SUBCASE("updating or deleting a missing feed is name_unknown")
+    {
+      CHECK(code_of(db->update_feed("nope", "", "pull")) == ErrorCode::name_unknown);
+      CHECK(code_of(db->delete_feed("nope")) == ErrorCode::name_unknown);
+    }
+  }
+
+  TEST_CASE("metadata::Metadata blobs")
+  {
+    Fixture f;
+
+    SUBCASE("record_blob creates the repository and links the blob to it")
+    {
+      auto linked = f.db->find_linked_blob(f.repo_id, f.blob);
+      REQUIRE_OK(linked);
+      REQUIRE(linked->has_value());
+      CHECK((*linked)->digest == f.blob);
+      CHECK((*linked)->size == 5);
+      CHECK((*linked)->store_id == k_store);
+      CHECK((*linked)->object_key == "blobs/key-of-" + f.blob);
+      CHECK((*linked)->created_at == k_now);
+      CHECK((*linked)->last_touched_at == k_now);
+
+      auto repo = f.db->find_repository("team/app");
+      REQUIRE_OK(repo);
+      REQUIRE(repo->has_value());
+      CHECK((*repo)->feed_id == f.feed.id);
+      CHECK((*repo)->store_id == k_store);
+      CHECK((*repo)->name == "team/app");
+    }
+
+    SUBCASE("a blob is not linked to another repository")
+    {
+      auto other = f.db->record_blob(f.feed.id, "team/other", k_store, digest_of("x"), 1,
+                                     "blobs/x", k_now);
+      REQUIRE_OK(other);
+      auto repo = f.db->find_repository("team/other");
+      REQUIRE_OK(repo);
+      REQUIRE(repo->has_value());
+      auto linked = f.db->find_linked_blob((*repo)->id, f.blob);
+      REQUIRE_OK(linked);
+      CHECK_FALSE(linked->has_value());
+      // but the store knows it
+      auto in_store = f.db->find_blob(k_store, f.blob);
+      REQUIRE_OK(in_store);
+      CHECK(in_store->has_value());
+    }
+
+    SUBCASE("recording the same blob again refreshes its use time and keeps one row")
+    {
+      auto again = f.db->record_blob(f.feed.id, "team/app2", k_store, f.blob, 5,
+                                     "blobs/key-of-" + f.blob, k_now + 100);
+      REQUIRE_OK(again);
+      CHECK(again->created_at == k_now);
+      CHECK(again->last_touched_at == k_now + 100);
+      auto row = f.db->find_blob(k_store, f.blob);
+      REQUIRE_OK(row);
+      REQUIRE(row->has_value());
+      CHECK((*row)->id == again->id);
+    }
+
+    SUBCASE("record_blob for a vanished feed is name_unknown")
+    {
+      CHECK(code_of(f.db->record_blob(f.feed.id + 100, "gone/app", k_store, f.blob, 5, "k",
+                                      k_now))
+            == ErrorCode::name_unknown);
+    }
+
+    SUBCASE("mount_blob links a blob from a repository that has it")
+    {
+      auto mounted = f.db->mount_blob(f.repo_id, f.feed.id, "team/copy", f.blob, k_now + 5);
+      REQUIRE_OK(mounted);
+      CHECK(*mounted);
+      auto repo = f.db->find_repository("team/copy");
+      REQUIRE_OK(repo);
+      REQUIRE(repo->has_value());
+      auto linked = f.db->find_linked_blob((*repo)->id, f.blob);
+      REQUIRE_OK(linked);
+      REQUIRE(linked->has_value());
+      CHECK((*linked)->last_touched_at == k_now + 5);
+    }
+
+    SUBCASE("mount_blob from a repository without the blob changes nothing")
+    {
+      auto mounted = f.db->mount_blob(f.repo_id, f.feed.id, "team/copy", digest_of("absent"),
+                                      k_now);
+      REQUIRE_OK(mounted);
+      CHECK_FALSE(*mounted);
+      auto repo = f.db->find_repository("team/copy");
+      REQUIRE_OK(repo);
+      CHECK_FALSE(repo->has_value());
+    }
+
+    SUBCASE("unlink_blob removes the link once, then blob_unknown")
+    {
+      CHECK_OK(f.db->unlink_blob(f.repo_id, f.blob));
+      auto linked = f.db->find_linked_blob(f.repo_id, f.blob);
+      REQUIRE_OK(linked);
+      CHECK_FALSE(linked->has_value());
+      CHECK(code_of(f.db->unlink_blob(f.repo_id, f.blob)) == ErrorCode::blob_unknown);
+      // the blob row stays for gc
+      auto row = f.db->find_blob(k_store, f.blob);
+      REQUIRE_OK(row);
+      CHECK(row->has_value());
+    }
+
+    SUBCASE("touch_blob refreshes the use time only when it is over a minute old")
+    {
+      auto row = f.db->find_blob(k_store, f.blob);
+      REQUIRE_OK(row);
+      REQUIRE(row->has_value());
+      REQUIRE_OK(f.db->touch_blob((*row)->id, k_now + 30));
+      auto after_30 = f.db->find_blob(k_store, f.blob);
+      REQUIRE_OK(after_30);
+      CHECK((*after_30)->last_touched_at == k_now);
+      REQUIRE_OK(f.db->touch_blob((*row)->id, k_now + 61));
+      auto after_61 = f.db->find_blob(k_store, f.blob);
+      REQUIRE_OK(after_61);
+      CHECK((*after_61)->last_touched_at == k_now + 61);
+    }
+  }
+
+  TEST_CASE("metadata::Metadata::put_manifest")
+  {
+    Fixture f;
+
+    SUBCASE("a manifest whose blobs are linked is stored with its references and tag")
+    {
+      const std::string bytes = R"({"image":1})";
+      auto put = f.db->put_manifest(f.feed.id, "team/app", manifest_record(bytes, {f.config, f.blob}),
+                                    "latest", k_now + 1);
+      REQUIRE_OK(put);
+      CHECK(put->id == f.repo_id);
+
+      auto row = f.db->find_manifest(f.repo_id, digest_of(bytes), true);
+      REQUIRE_OK(row);
+      REQUIRE(row->has_value());
+      CHECK((*row)->digest == digest_of(bytes));
+      CHECK((*row)->media_type == mt::oci_manifest);
+      CHECK((*row)->bytes == bytes);
+      CHECK((*row)->size == bytes.size());
+      CHECK((*row)->pushed_at == k_now + 1);
+
+      auto without_bytes = f.db->find_manifest(f.repo_id, digest_of(bytes), false);
+      REQUIRE_OK(without_bytes);
+      REQUIRE(without_bytes->has_value());
+      CHECK((*without_bytes)->bytes.empty());
+      CHECK((*without_bytes)->size == bytes.size());
+
+      auto tagged = f.db->find_tagged_manifest(f.repo_id, "latest", true);
+      REQUIRE_OK(tagged);
+      REQUIRE(tagged->has_value());
+      CHECK((*tagged)->digest == digest_of(bytes));
+      CHECK((*tagged)->bytes == bytes);
+
+      auto refs = f.db->manifest_references((*row)->id);
+      REQUIRE_OK(refs);
+      std::vector<std::string> ref_digests;
+      for (const auto& r : *refs) {
+        CHECK(r.kind == ManifestReferenceRecord::Kind::blob);
+        ref_digests.push_back(r.digest);
+      }
+      std::sort(ref_digests.begin(), ref_digests.end());
+      std::vector<std::string> expected{f.config, f.blob};
+      std::sort(expected.begin(), expected.end());
+      CHECK(ref_digests == expected);
+    }
+
+    SUBCASE("a reference to an unlinked blob is manifest_blob_unknown and nothing is stored")
+    {
+      const std::string missing = digest_of("not linked");
+      auto put = f.db->put_manifest(f.feed.id, "team/app",
+                                    manifest_record("{}", {f.config, missing}), "latest", k_now);
+      REQUIRE(code_of(put) == ErrorCode::manifest_blob_unknown);
+      CHECK(put.error().detail == missing);
+      auto row = f.db->find_manifest(f.repo_id, digest_of("{}"), false);
+      REQUIRE_OK(row);
+      CHECK_FALSE(row->has_value());
+      auto tagged = f.db->find_tagged_manifest(f.repo_id, "latest", false);
+      REQUIRE_OK(tagged);
+      CHECK_FALSE(tagged->has_value());
+    }
+
+    SUBCASE("a blob linked only to another repository is manifest_blob_unknown")
+    {
+      auto put = f.db->put_manifest(f.feed.id, "team/elsewhere", manifest_record("{}", {f.blob}),
+                                    "", k_now);
+      CHECK(code_of(put) == ErrorCode::manifest_blob_unknown);
+      // the repository the failed put would have created does not exist
+      auto repo = f.db->find_repository("team/elsewhere");
+      REQUIRE_OK(repo);
+      CHECK_FALSE(repo->has_value());
+    }
+
+    SUBCASE("an index whose child manifest is missing is manifest_blob_unknown")
+    {
+      const std::string child = digest_of("absent child");
+      auto put = f.db->put_manifest(f.feed.id, "team/app", manifest_record("[index]", {}, {child}),
+                                    "", k_now);
+      REQUIRE(code_of(put) == ErrorCode::manifest_blob_unknown);
+      CHECK(put.error().detail == child);
+    }
+
+    SUBCASE("putting the same manifest again is idempotent and may add a tag")
+    {
+      std::string digest = f.put_image("same", "one");
+      f.put_image("same", "two");
+      f.put_image("same", "");
+      auto tags = f.db->tags_of(f.repo_id, digest);
+      REQUIRE_OK(tags);
+      CHECK(*tags == std::vector<std::string>{"one", "two"});
+      auto summaries = f.db->list_repositories("team");
+      REQUIRE_OK(summaries);
+      REQUIRE(summaries->size() == 1);
+      CHECK((*summaries)[0].manifest_count == 1);
+      CHECK((*summaries)[0].tag_count == 2);
+    }
+
+    SUBCASE("a tag moves to the newest manifest pushed with it")
+    {
+      std::string first = f.put_image("first", "latest");
+      std::string second = f.put_image("second", "latest");
+      auto tagged = f.db->find_tagged_manifest(f.repo_id, "latest", false);
+      REQUIRE_OK(tagged);
+      REQUIRE(tagged->has_value());
+      CHECK((*tagged)->digest == second);
+      auto old_tags = f.db->tags_of(f.repo_id, first);
+      REQUIRE_OK(old_tags);
+      CHECK(old_tags->empty());
+      // the untagged manifest stays addressable by digest
+      auto old = f.db->find_manifest(f.repo_id, first, false);
+      REQUIRE_OK(old);
+      CHECK(old->has_value());
+    }
+
+    SUBCASE("a put for a vanished feed is name_unknown")
+    {
+      CHECK(code_of(f.db->put_manifest(f.feed.id + 100, "gone/app", manifest_record("{}"), "",
+                                       k_now))
+            == ErrorCode::name_unknown);
+    }
+  }
+
+  TEST_CASE("metadata::Metadata::list_tags")
+  {
+    Fixture f;
+    std::string digest = f.put_image("img", "v2");
+    for (const char* tag : {"latest", "a", "v10", "v1", "B"}) {
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, "team/app", manifest_record("img"), tag, k_now));
+    }
+
+    SUBCASE("tags come in lexical order with their digest")
+    {
+      auto tags = f.db->list_tags(f.repo_id, "", 100);
+      REQUIRE_OK(tags);
+      CHECK(tag_names(*tags) == std::vector<std::string>{"B", "a", "latest", "v1", "v10", "v2"});
+      for (const auto& t : *tags) {
+        CHECK(t.digest == digest);
+      }
+    }
+
+    SUBCASE("last is exclusive and limit caps the page")
+    {
+      auto first = f.db->list_tags(f.repo_id, "", 2);
+      REQUIRE_OK(first);
+      CHECK(tag_names(*first) == std::vector<std::string>{"B", "a"});
+      auto second = f.db->list_tags(f.repo_id, "a", 2);
+      REQUIRE_OK(second);
+      CHECK(tag_names(*second) == std::vector<std::string>{"latest", "v1"});
+      auto third = f.db->list_tags(f.repo_id, "v1", 2);
+      REQUIRE_OK(third);
+      CHECK(tag_names(*third) == std::vector<std::string>{"v10", "v2"});
+      auto done = f.db->list_tags(f.repo_id, "v2", 2);
+      REQUIRE_OK(done);
+      CHECK(done->empty());
+    }
+
+    SUBCASE("a last that is not a tag starts after its position")
+    {
+      auto tags = f.db->list_tags(f.repo_id, "m", 10);
+      REQUIRE_OK(tags);
+      CHECK(tag_names(*tags) == std::vector<std::string>{"v1", "v10", "v2"});
+    }
+
+    SUBCASE("delete_tag removes one tag, then manifest_unknown")
+    {
+      CHECK_OK(f.db->delete_tag(f.repo_id, "v1"));
+      auto tags = f.db->list_tags(f.repo_id, "", 100);
+      REQUIRE_OK(tags);
+      CHECK(tags->size() == 5);
+      CHECK(code_of(f.db->delete_tag(f.repo_id, "v1")) == ErrorCode::manifest_unknown);
+      auto still = f.db->find_manifest(f.repo_id, digest, false);
+      REQUIRE_OK(still);
+      CHECK(still->has_value());
+    }
+  }
+
+  TEST_CASE("metadata::Metadata::delete_manifest")
+  {
+    Fixture f;
+
+    SUBCASE("deleting returns the manifest's tags and removes them")
+    {
+      std::string digest = f.put_image("img", "b");
+      f.put_image("img", "a");
+      std::string other = f.put_image("other", "c");
+      auto removed = f.db->delete_manifest(f.repo_id, digest);
+      REQUIRE_OK(removed);
+      CHECK(*removed == std::vector<std::string>{"a", "b"});
+      auto row = f.db->find_manifest(f.repo_id, digest, false);
+      REQUIRE_OK(row);
+      CHECK_FALSE(row->has_value());
+      auto tags = f.db->list_tags(f.repo_id, "", 10);
+      REQUIRE_OK(tags);
+      CHECK(tag_names(*tags) == std::vector<std::string>{"c"});
+    }
+
+    SUBCASE("an untagged manifest deletes with no tags")
+    {
+      std::string digest = f.put_image("img", "");
+      auto removed = f.db->delete_manifest(f.repo_id, digest);
+      REQUIRE_OK(removed);
+      CHECK(removed->empty());
+    }
+
+    SUBCASE("a missing manifest is manifest_unknown")
+    {
+      CHECK(code_of(f.db->delete_manifest(f.repo_id, digest_of("nothing")))
+            == ErrorCode::manifest_unknown);
+    }
+
+    SUBCASE("a manifest referenced by an index in the repository is a conflict")
+    {
+      std::string child = f.put_image("child", "child");
+      const std::string index_bytes = "[index of child]";
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, "team/app", manifest_record(index_bytes, {}, {child}),
+                                    "multi", k_now));
+      auto refused = f.db->delete_manifest(f.repo_id, child);
+      REQUIRE(code_of(refused) == ErrorCode::conflict);
+      CHECK(refused.error().detail == digest_of(index_bytes));
+      // nothing changed
+      auto tags = f.db->tags_of(f.repo_id, child);
+      REQUIRE_OK(tags);
+      CHECK(*tags == std::vector<std::string>{"child"});
+
+      // once the index is gone the child may go
+      auto index_removed = f.db->delete_manifest(f.repo_id, digest_of(index_bytes));
+      REQUIRE_OK(index_removed);
+      CHECK(*index_removed == std::vector<std::string>{"multi"});
+      CHECK_OK(f.db->delete_manifest(f.repo_id, child));
+    }
+
+    SUBCASE("an index in another repository does not block the delete")
+    {
+      std::string child = f.put_image("child", "");
+      REQUIRE_OK(f.db->record_blob(f.feed.id, "team/other", k_store, f.blob, 5, "k", k_now));
+      REQUIRE_OK(f.db->record_blob(f.feed.id, "team/other", k_store, f.config, 5, "k", k_now));
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, "team/other",
+                                    manifest_record("child", {f.config, f.blob}), "", k_now));
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, "team/other",
+                                    manifest_record("[idx]", {}, {child}), "", k_now));
+      CHECK_OK(f.db->delete_manifest(f.repo_id, child));
+    }
+  }
+
+  TEST_CASE("metadata::Metadata::list_referrers")
+  {
+    Fixture f;
+    std::string subject = f.put_image("subject image", "latest");
+
+    auto put_referrer = [&](const std::string& bytes, const std::string& artifact_type,
+                            const std::string& subject_digest) {
+      NewManifest m = manifest_record(bytes, {f.config});
+      m.artifact_type = artifact_type;
+      m.subject_digest = subject_digest;
+      m.annotations_json = R"({"n":")" + bytes + R"("})";
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, "team/app", m, "", k_now));
+      return m.digest;
+    };
+    std::string sig = put_referrer("sig", "application/vnd.example.sig", subject);
+    std::string sbom = put_referrer("sbom", "application/vnd.example.sbom", subject);
+    put_referrer("unrelated", "application/vnd.example.sig", digest_of("something else"));
+
+    SUBCASE("every manifest with the subject is listed, ordered by digest")
+    {
+      auto rows = f.db->list_referrers(f.repo_id, subject, "");
+      REQUIRE_OK(rows);
+      REQUIRE(rows->size() == 2);
+      std::vector<std::string> expected{sig, sbom};
+      std::sort(expected.begin(), expected.end());
+      CHECK((*rows)[0].digest == expected[0]);
+      CHECK((*rows)[1].digest == expected[1]);
+      for (const auto& row : *rows) {
+        CHECK(row.subject_digest == subject);
+        CHECK_FALSE(row.annotations_json.empty());
+      }
+    }
+
+    SUBCASE("an artifact type filter keeps only matching referrers")
+    {
+      auto rows = f.db->list_referrers(f.repo_id, subject, "application/vnd.example.sbom");
+      REQUIRE_OK(rows);
+      REQUIRE(rows->size() == 1);
+      CHECK((*rows)[0].digest == sbom);
+      CHECK((*rows)[0].artifact_type == "application/vnd.example.sbom");
+      CHECK((*rows)[0].annotations_json == R"({"n":"sbom"})");
+
+      auto none = f.db->list_referrers(f.repo_id, subject, "application/unknown");
+      REQUIRE_OK(none);
+      CHECK(none->empty());
+    }
+
+    SUBCASE("a digest nobody refers to has no referrers")
+    {
+      auto rows = f.db->list_referrers(f.repo_id, sig, "");
+      REQUIRE_OK(rows);
+      CHECK(rows->empty());
+    }
+  }
+
+  TEST_CASE("metadata::Metadata repositories")
+  {
+    Fixture f;
+    REQUIRE_OK(f.db->create_feed("other", "", k_store, "pull", k_now));
+    auto other = f.db->find_feed("other");
+    REQUIRE_OK(other);
+    REQUIRE(other->has_value());
+    for (const char* repo : {"team/b", "team/a", "team/c"}) {
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, repo, manifest_record(repo), "", k_now));
+    }
+    REQUIRE_OK(f.db->put_manifest((*other)->id, "other/x", manifest_record("x"), "", k_now));
+
+    SUBCASE("only repositories holding manifests are listed, in order, with last and limit")
+    {
+      // team/app holds only blobs
+      auto all = f.db->list_repository_names("", "", 100);
+      REQUIRE_OK(all);
+      CHECK(*all == std::vector<std::string>{"other/x", "team/a", "team/b", "team/c"});
+      auto page = f.db->list_repository_names("", "other/x", 2);
+      REQUIRE_OK(page);
+      CHECK(*page == std::vector<std::string>{"team/a", "team/b"});
+    }
+
+    SUBCASE("a feed restricts the listing")
+    {
+      auto team = f.db->list_repository_names("team", "", 100);
+      REQUIRE_OK(team);
+      CHECK(*team == std::vector<std::string>{"team/a", "team/b", "team/c"});
+      auto summaries = f.db->list_repositories("other");
+      REQUIRE_OK(summaries);
+      REQUIRE(summaries->size() == 1);
+      CHECK((*summaries)[0].name == "other/x");
+      CHECK((*summaries)[0].manifest_count == 1);
+      CHECK((*summaries)[0].tag_count == 0);
+    }
+  }
+
+  TEST_CASE("metadata::Metadata uploads")
+  {
+    Fixture f;
+    const std::string id = util::random_uuid();
+    REQUIRE_OK(f.db->create_upload(id, f.feed.id, "team/app", k_store, k_now));
+
+    SUBCASE("an upload can be found, touched, listed and deleted idempotently")
+    {
+      auto row = f.db->find_upload(id);
+      REQUIRE_OK(row);
+      REQUIRE(row->has_value());
+      CHECK((*row)->feed_id == f.feed.id);
+      CHECK((*row)->repository_name == "team/app");
+      CHECK((*row)->store_id == k_store);
+      CHECK((*row)->started_at == k_now);
+      CHECK((*row)->updated_at == k_now);
+
+      REQUIRE_OK(f.db->touch_upload(id, k_now + 9));
+      auto touched = f.db->find_upload(id);
+      REQUIRE_OK(touched);
+      CHECK((*touched)->updated_at == k_now + 9);
+      CHECK((*touched)->started_at == k_now);
+
+      auto all = f.db->list_uploads();
+      REQUIRE_OK(all);
+      REQUIRE(all->size() == 1);
+      CHECK((*all)[0].id == id);
+
+      CHECK_OK(f.db->delete_upload(id));
+      CHECK_OK(f.db->delete_upload(id));
+      auto gone = f.db->find_upload(id);
+      REQUIRE_OK(gone);
+      CHECK_FALSE(gone->has_value());
+    }
+  }
+
+  TEST_CASE("metadata::Metadata::delete_feed")
+  {
+    Fixture f;
+    std::string digest = f.put_image("img", "latest");
+    const std::string upload = util::random_uuid();
+    REQUIRE_OK(f.db->create_upload(upload, f.feed.id, "team/app", k_store, k_now));
+    REQUIRE_OK(f.db->create_feed("keep", "", k_store, "pull", k_now));
+    auto keep = f.db->find_feed("keep");
+    REQUIRE_OK(keep);
+    REQUIRE(keep->has_value());
+    REQUIRE_OK(f.db->record_blob((*keep)->id, "keep/app", k_store, f.blob, 5, "k", k_now));
+
+    SUBCASE("the feed goes with its repositories, manifests, tags and uploads")
+    {
+      auto removed = f.db->delete_feed("team");
+      REQUIRE_OK(removed);
+      CHECK(*removed == std::vector<std::string>{upload});
+
+      auto feed = f.db->find_feed("team");
+      REQUIRE_OK(feed);
+      CHECK_FALSE(feed->has_value());
+      auto repo = f.db->find_repository("team/app");
+      REQUIRE_OK(repo);
+      CHECK_FALSE(repo->has_value());
+      auto manifest = f.db->find_manifest(f.repo_id, digest, false);
+      REQUIRE_OK(manifest);
+      CHECK_FALSE(manifest->has_value());
+      auto tags = f.db->list_tags(f.repo_id, "", 10);
+      REQUIRE_OK(tags);
+      CHECK(tags->empty());
+      auto linked = f.db->find_linked_blob(f.repo_id, f.blob);
+      REQUIRE_OK(linked);
+      CHECK_FALSE(linked->has_value());
+      auto up = f.db->find_upload(upload);
+      REQUIRE_OK(up);
+      CHECK_FALSE(up->has_value());
+      auto names = f.db->list_repository_names("", "", 10);
+      REQUIRE_OK(names);
+      CHECK(names->empty());
+    }
+
+    SUBCASE("blob rows stay for gc and other feeds keep their links")
+    {
+      REQUIRE_OK(f.db->delete_feed("team"));
+      auto blob = f.db->find_blob(k_store, f.blob);
+      REQUIRE_OK(blob);
+      CHECK(blob->has_value());
+      auto config = f.db->find_blob(k_store, f.config);
+      REQUIRE_OK(config);
+      CHECK(config->has_value());
+      auto keep_repo = f.db->find_repository("keep/app");
+      REQUIRE_OK(keep_repo);
+      REQUIRE(keep_repo->has_value());
+      auto linked = f.db->find_linked_blob((*keep_repo)->id, f.blob);
+      REQUIRE_OK(linked);
+      CHECK(linked->has_value());
+    }
+
+    SUBCASE("deleting it again is name_unknown")
+    {
+      REQUIRE_OK(f.db->delete_feed("team"));
+      CHECK(code_of(f.db->delete_feed("team")) == ErrorCode::name_unknown);
+    }
+  }
+}
