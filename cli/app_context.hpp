@@ -59,6 +59,7 @@ struct AppContext {
   std::string data_dir = "./registry-data";
   std::string output = "table";
   bool quiet = false;
+  int exit_status = 0; // set by commands that report a failure themselves
 
   OutputFormat
   format() const

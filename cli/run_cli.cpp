@@ -38,6 +38,7 @@ run_cli(int argc, char** argv)
   add_digest_commands(app, ctx);
   add_image_commands(app, ctx);
   add_upload_commands(app, ctx);
+  add_gc_commands(app, ctx);
 
   try {
     app.parse(argc, argv);
@@ -70,7 +71,7 @@ run_cli(int argc, char** argv)
     std::cerr << "registryctl: error: " << e.what() << "\n";
     return k_exit_failure;
   }
-  return k_exit_ok;
+  return ctx.exit_status;
 }
 
 } // namespace registry::cli

@@ -1,12 +1,17 @@
 // `registryctl serve`
 
 #include "cli/commands/commands.hpp"
+#include "common/service/garbage_collector.hpp"
 #include "common/util/file.hpp"
+#include "common/util/strings.hpp"
 #include "common/util/log.hpp"
 #include "common/version.hpp"
 #include "server/http_server.hpp"
 
+#include <condition_variable>
 #include <csignal>
+#include <cstdio>
+#include <mutex>
 #include <pthread.h>
 #include <thread>
 
@@ -22,6 +27,83 @@ struct ServeOptions {
   size_t workers = 32;
   std::string ready_file;
   bool quiet = false;
+  std::string cleanup_interval = "1h";
+  std::string gc_grace = "1h";
+  std::string upload_expiry = "24h";
+};
+
+int64_t
+duration_flag(const std::string& text, const char* flag)
+{
+  auto seconds = util::parse_duration(text);
+  if (!seconds) {
+    throw CommandError(make_error(ErrorCode::invalid_argument,
+                                  std::string("invalid duration for ") + flag + ": '" + text + "'"));
+  }
+  return *seconds;
+}
+
+// The scheduled cleanup inside `serve`: the same collector as `registryctl gc`,
+// every `interval` seconds, one summary line per run. The database lock keeps
+// it from overlapping a concurrent `registryctl gc`.
+class CleanupJob
+{
+public:
+  CleanupJob(service::Registry& registry, int64_t interval, service::GcOptions options)
+    : m_registry(registry),
+      m_interval(interval),
+      m_options(std::move(options))
+  {
+    if (m_interval > 0) {
+      m_thread = std::thread([this] { loop(); });
+    }
+  }
+  ~CleanupJob()
+  {
+    {
+      std::lock_guard lock(m_mutex);
+      m_stopping = true;
+    }
+    m_wake.notify_all();
+    if (m_thread.joinable()) {
+      m_thread.join();
+    }
+  }
+  CleanupJob(const CleanupJob&) = delete;
+  CleanupJob& operator=(const CleanupJob&) = delete;
+
+private:
+  void
+  loop()
+  {
+    std::unique_lock lock(m_mutex);
+    while (!m_wake.wait_for(lock, std::chrono::seconds(m_interval), [this] { return m_stopping; })) {
+      lock.unlock();
+      auto report = service::collect_garbage(m_registry, m_options);
+      if (report) {
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "cleanup: removed %llu blobs (%s), %llu uploads in %.2fs",
+                      static_cast<unsigned long long>(report->blobs_removed),
+                      util::human_size(report->bytes_freed).c_str(),
+                      static_cast<unsigned long long>(report->uploads_purged), report->seconds);
+        util::log_info(line);
+      } else if (report.error().code == ErrorCode::conflict) {
+        util::log_info("cleanup: skipped, " + report.error().message);
+      } else {
+        util::log_error("cleanup failed: " + report.error().message);
+      }
+      lock.lock();
+    }
+  }
+
+  service::Registry& m_registry;
+  int64_t m_interval;
+  service::GcOptions m_options;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  bool m_stopping = false;
+  std::thread m_thread;
 };
 
 server::ServerOptions
@@ -81,6 +163,11 @@ run_serve(AppContext& ctx, const ServeOptions& options)
     unwrap(util::write_file_atomic(options.ready_file,
                                    server_options.host + ":" + std::to_string(port) + "\n"));
   }
+  service::GcOptions gc_options;
+  gc_options.grace = duration_flag(options.gc_grace, "--gc-grace");
+  gc_options.upload_expiry = duration_flag(options.upload_expiry, "--upload-expiry");
+  int64_t interval = duration_flag(options.cleanup_interval, "--cleanup-interval");
+  CleanupJob cleanup(registry, interval, gc_options);
   std::thread waiter([&] {
     int received = 0;
     sigwait(&signals, &received);
@@ -118,6 +205,15 @@ add_serve_command(CLI::App& app, AppContext& ctx)
   cmd->add_option("--ready-file", options->ready_file,
                   "Write ADDRESS:PORT to this file once listening");
   cmd->add_flag("--quiet", options->quiet, "No access log");
+  cmd->add_option("--cleanup-interval", options->cleanup_interval,
+                  "Run garbage collection this often (0 disables)")
+    ->envname("REGISTRYCTL_CLEANUP_INTERVAL")
+    ->capture_default_str();
+  cmd->add_option("--gc-grace", options->gc_grace, "Grace period of the cleanup job")
+    ->capture_default_str();
+  cmd->add_option("--upload-expiry", options->upload_expiry,
+                  "The cleanup job purges uploads idle for longer")
+    ->capture_default_str();
   cmd->callback([&ctx, options] { run_serve(ctx, *options); });
 }
 

@@ -116,6 +116,16 @@ CREATE TABLE events (
   detail TEXT NOT NULL DEFAULT ''
 );
 )sql",
+  // 2: locks for the garbage collector; blob lookup by object key (fsck)
+  R"sql(
+CREATE TABLE locks (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  acquired_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX blobs_key ON blobs(store_id, object_key);
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -319,6 +329,20 @@ ensure_repository(SQLite::Database& db, int64_t feed_id, const std::string& name
   insert.bind(4, now);
   insert.exec();
   return db.getLastInsertRowid();
+}
+
+// The blob of `store_id` whose `column` (digest or object key) is `value`.
+std::optional<BlobRow>
+blob_in_store(SQLite::Database& db, const char* column, int64_t store_id, const std::string& value)
+{
+  SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+                            + " FROM blobs b WHERE b.store_id = ? AND " + column + " = ?");
+  q.bind(1, store_id);
+  q.bind(2, value);
+  if (q.executeStep()) {
+    return read_blob(q);
+  }
+  return std::nullopt;
 }
 
 Result<RepositoryRow>
@@ -573,14 +597,7 @@ Result<std::optional<BlobRow>>
 Metadata::find_blob(int64_t store_id, const std::string& digest)
 {
   return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<BlobRow>> {
-    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
-                              + " FROM blobs b WHERE b.store_id = ? AND b.digest = ?");
-    q.bind(1, store_id);
-    q.bind(2, digest);
-    if (q.executeStep()) {
-      return std::optional<BlobRow>(read_blob(q));
-    }
-    return std::optional<BlobRow>();
+    return blob_in_store(db, "b.digest", store_id, digest);
   });
 }
 
@@ -589,8 +606,18 @@ Metadata::record_blob(int64_t feed_id, const std::string& repository, int64_t st
                       const std::string& digest, uint64_t size, const std::string& object_key,
                       int64_t now)
 {
+  return commit_blob(feed_id, repository, store_id, digest, size,
+                     [&]() -> Result<std::string> { return object_key; }, now);
+}
+
+Result<BlobRow>
+Metadata::commit_blob(int64_t feed_id, const std::string& repository, int64_t store_id,
+                      const std::string& digest, uint64_t size,
+                      const std::function<Result<std::string>()>& place_bytes, int64_t now)
+{
   return m_impl->write([&](SQLite::Database& db) -> Result<BlobRow> {
     REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
+    REGISTRY_TRY_ASSIGN(std::string object_key, place_bytes());
     SQLite::Statement upsert(
       db, "INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, digest) DO UPDATE SET "
@@ -602,12 +629,7 @@ Metadata::record_blob(int64_t feed_id, const std::string& repository, int64_t st
     upsert.bind(5, now);
     upsert.bind(6, now);
     upsert.exec();
-    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
-                              + " FROM blobs b WHERE b.store_id = ? AND b.digest = ?");
-    q.bind(1, store_id);
-    q.bind(2, digest);
-    q.executeStep();
-    BlobRow row = read_blob(q);
+    BlobRow row = *blob_in_store(db, "b.digest", store_id, digest);
     SQLite::Statement link(db, "INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
                                "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
     link.bind(1, repo_id);
@@ -923,6 +945,247 @@ Metadata::manifest_references(int64_t manifest_id)
                      column_string(q, 1)});
     }
     return out;
+  });
+}
+
+// --- garbage collection and integrity ---
+
+Result<bool>
+Metadata::acquire_lock(const std::string& name, const std::string& holder, int64_t now,
+                       int64_t ttl, std::string* current, const std::string& stale_holder)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<bool> {
+    SQLite::Statement q(db, "SELECT holder, expires_at FROM locks WHERE name = ?");
+    q.bind(1, name);
+    if (q.executeStep()) {
+      std::string owner = column_string(q, 0);
+      bool stale = !stale_holder.empty() && owner == stale_holder;
+      if (owner != holder && !stale && q.getColumn(1).getInt64() > now) {
+        if (current != nullptr) {
+          *current = owner;
+        }
+        return false;
+      }
+    }
+    SQLite::Statement take(db, "INSERT INTO locks (name, holder, acquired_at, expires_at) "
+                               "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                               "holder = excluded.holder, acquired_at = excluded.acquired_at, "
+                               "expires_at = excluded.expires_at");
+    take.bind(1, name);
+    take.bind(2, holder);
+    take.bind(3, now);
+    take.bind(4, now + ttl);
+    take.exec();
+    return true;
+  });
+}
+
+Result<void>
+Metadata::release_lock(const std::string& name, const std::string& holder)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement del(db, "DELETE FROM locks WHERE name = ? AND holder = ?");
+    del.bind(1, name);
+    del.bind(2, holder);
+    del.exec();
+    return ok();
+  });
+}
+
+namespace {
+// A blob no manifest references. Conservative across stores: a reference from
+// any feed keeps the digest alive everywhere.
+const char* const k_unreferenced
+  = "NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.digest = b.digest AND r.kind = 0)";
+} // namespace
+
+Result<std::vector<BlobRow>>
+Metadata::list_unreferenced_blobs(int64_t after_id, int64_t cutoff, int64_t feed_id, int64_t limit)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<BlobRow>> {
+    std::vector<BlobRow> out;
+    std::string sql = std::string("SELECT ") + k_blob_columns
+                      + " FROM blobs b WHERE b.id > ? AND b.last_touched_at <= ? AND "
+                      + k_unreferenced;
+    if (feed_id != 0) {
+      sql += " AND EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON "
+             "r.id = rb.repository_id WHERE rb.blob_id = b.id AND r.feed_id = ?)";
+    }
+    sql += " ORDER BY b.id LIMIT ?";
+    SQLite::Statement q(db, sql);
+    int i = 1;
+    q.bind(i++, after_id);
+    q.bind(i++, cutoff);
+    if (feed_id != 0) {
+      q.bind(i++, feed_id);
+    }
+    q.bind(i, limit);
+    while (q.executeStep()) {
+      out.push_back(read_blob(q));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<BlobRow>>
+Metadata::delete_unreferenced_blobs(const std::vector<int64_t>& ids, int64_t cutoff,
+                                    const std::function<Result<void>(const BlobRow&)>& remove_bytes)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<std::vector<BlobRow>> {
+    std::vector<BlobRow> deleted;
+    SQLite::Statement check(db, std::string("SELECT ") + k_blob_columns
+                                  + " FROM blobs b WHERE b.id = ? AND b.last_touched_at <= ? AND "
+                                  + k_unreferenced);
+    SQLite::Statement del(db, "DELETE FROM blobs WHERE id = ?");
+    for (int64_t id : ids) {
+      check.reset();
+      check.bind(1, id);
+      check.bind(2, cutoff);
+      if (!check.executeStep()) {
+        continue; // referenced or touched meanwhile: it stays
+      }
+      BlobRow row = read_blob(check);
+      REGISTRY_TRY(remove_bytes(row));
+      del.reset();
+      del.bind(1, id);
+      del.exec();
+      deleted.push_back(std::move(row));
+    }
+    return deleted;
+  });
+}
+
+namespace {
+const char* const k_untagged_condition
+  = " NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)"
+    " AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests p ON p.id = r.manifest_id"
+    "   WHERE r.digest = m.digest AND r.kind = 1 AND p.repository_id = m.repository_id)"
+    " AND NOT (m.subject_digest <> '' AND EXISTS (SELECT 1 FROM manifests s"
+    "   WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))";
+} // namespace
+
+Result<std::vector<ManifestRow>>
+Metadata::list_untagged_manifests(int64_t feed_id, int64_t cutoff, int64_t after_id, int64_t limit)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<ManifestRow>> {
+    std::vector<ManifestRow> out;
+    std::string sql = "SELECT " + manifest_columns(false)
+                      + " FROM manifests m WHERE m.id > ? AND m.pushed_at <= ? AND"
+                      + k_untagged_condition;
+    if (feed_id != 0) {
+      sql += " AND m.repository_id IN (SELECT id FROM repositories WHERE feed_id = ?)";
+    }
+    sql += " ORDER BY m.id LIMIT ?";
+    SQLite::Statement q(db, sql);
+    int i = 1;
+    q.bind(i++, after_id);
+    q.bind(i++, cutoff);
+    if (feed_id != 0) {
+      q.bind(i++, feed_id);
+    }
+    q.bind(i, limit);
+    while (q.executeStep()) {
+      out.push_back(read_manifest(q, false));
+    }
+    return out;
+  });
+}
+
+Result<bool>
+Metadata::delete_untagged_manifest(int64_t manifest_id, int64_t cutoff)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<bool> {
+    SQLite::Statement del(db, std::string("DELETE FROM manifests AS m WHERE m.id = ? AND "
+                                          "m.pushed_at <= ? AND")
+                                + k_untagged_condition);
+    del.bind(1, manifest_id);
+    del.bind(2, cutoff);
+    return del.exec() > 0;
+  });
+}
+
+Result<std::vector<std::pair<int64_t, int64_t>>>
+Metadata::manifests_referencing(const std::string& digest, bool as_manifest)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<std::pair<int64_t, int64_t>>> {
+    std::vector<std::pair<int64_t, int64_t>> out;
+    SQLite::Statement q(db, "SELECT m.id, m.repository_id FROM manifest_references r JOIN "
+                            "manifests m ON m.id = r.manifest_id WHERE r.digest = ? AND r.kind = ?");
+    q.bind(1, digest);
+    q.bind(2, as_manifest ? 1 : 0);
+    while (q.executeStep()) {
+      out.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getInt64());
+    }
+    return out;
+  });
+}
+
+Result<std::vector<BlobRow>>
+Metadata::list_blob_rows(int64_t after_id, int64_t limit)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<BlobRow>> {
+    std::vector<BlobRow> out;
+    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+                              + " FROM blobs b WHERE b.id > ? ORDER BY b.id LIMIT ?");
+    q.bind(1, after_id);
+    q.bind(2, limit);
+    while (q.executeStep()) {
+      out.push_back(read_blob(q));
+    }
+    return out;
+  });
+}
+
+Result<std::optional<BlobRow>>
+Metadata::find_blob_by_key(int64_t store_id, const std::string& key)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<BlobRow>> {
+    return blob_in_store(db, "b.object_key", store_id, key);
+  });
+}
+
+Result<void>
+Metadata::delete_blob_row(int64_t id)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement del(db, "DELETE FROM blobs WHERE id = ?");
+    del.bind(1, id);
+    del.exec();
+    return ok();
+  });
+}
+
+Result<std::vector<DanglingReference>>
+Metadata::dangling_references(int64_t limit)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<DanglingReference>> {
+    std::vector<DanglingReference> out;
+    SQLite::Statement q(
+      db, "SELECT rp.name, m.digest, r.digest, r.kind FROM manifest_references r "
+          "JOIN manifests m ON m.id = r.manifest_id "
+          "JOIN repositories rp ON rp.id = m.repository_id "
+          "JOIN feeds f ON f.id = rp.feed_id WHERE "
+          "(r.kind = 0 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.store_id = f.store_id "
+          "  AND b.digest = r.digest)) OR "
+          "(r.kind = 1 AND NOT EXISTS (SELECT 1 FROM manifests c WHERE "
+          "  c.repository_id = m.repository_id AND c.digest = r.digest)) LIMIT ?");
+    q.bind(1, limit);
+    while (q.executeStep()) {
+      out.push_back({column_string(q, 0), column_string(q, 1), column_string(q, 2),
+                     q.getColumn(3).getInt() == 1});
+    }
+    return out;
+  });
+}
+
+Result<StoreStats>
+Metadata::store_stats(int64_t store_id)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<StoreStats> {
+    SQLite::Statement q(db, "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE store_id = ?");
+    q.bind(1, store_id);
+    q.executeStep();
+    return StoreStats{q.getColumn(0).getInt64(), static_cast<uint64_t>(q.getColumn(1).getInt64())};
   });
 }
 

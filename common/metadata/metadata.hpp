@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -104,6 +105,18 @@ struct UploadRow {
   int64_t updated_at = 0;
 };
 
+struct DanglingReference {
+  std::string repository;
+  std::string manifest_digest;
+  std::string digest;
+  bool is_manifest = false;
+};
+
+struct StoreStats {
+  int64_t blob_count = 0;
+  uint64_t total_bytes = 0;
+};
+
 struct StoreRow {
   int64_t id = 0;
   std::string name;
@@ -164,6 +177,15 @@ public:
   Result<BlobRow> record_blob(int64_t feed_id, const std::string& repository,
                               int64_t store_id, const std::string& digest, uint64_t size,
                               const std::string& object_key, int64_t now);
+  // As record_blob(), but `place_bytes` runs inside the transaction, before the
+  // row is written, and returns the object key: the store's commit of the bytes.
+  // Garbage collection removes bytes inside its own transaction, so the two are
+  // serialised and a blob is never recorded over bytes a collector is removing.
+  // When `place_bytes` fails nothing is recorded and its error is returned.
+  Result<BlobRow> commit_blob(int64_t feed_id, const std::string& repository, int64_t store_id,
+                              const std::string& digest, uint64_t size,
+                              const std::function<Result<std::string>()>& place_bytes,
+                              int64_t now);
   // Links an existing blob row to a repository (mount). Returns false when the
   // blob is not linked to `from_repository_id` (nothing is changed).
   Result<bool> mount_blob(int64_t from_repository_id, int64_t feed_id,
@@ -209,6 +231,49 @@ public:
                                                   const std::string& artifact_type);
   // The references recorded for a manifest.
   Result<std::vector<ManifestReferenceRecord>> manifest_references(int64_t manifest_id);
+
+  // --- garbage collection and integrity ---
+  // Takes the lock `name` when it is free, expired, held by `holder` already, or
+  // held by `stale_holder` (a holder the caller knows is dead); it expires `ttl`
+  // seconds after `now`. Returns false (and the current holder in `current`)
+  // when someone else holds it.
+  Result<bool> acquire_lock(const std::string& name, const std::string& holder, int64_t now,
+                            int64_t ttl, std::string* current = nullptr,
+                            const std::string& stale_holder = {});
+  // Releases the lock if `holder` holds it.
+  Result<void> release_lock(const std::string& name, const std::string& holder);
+  // Blobs with id > `after_id`, last touched at or before `cutoff` and referenced by
+  // no manifest, in id order, at most `limit`. With `feed_id` != 0 only blobs
+  // linked to a repository of that feed.
+  Result<std::vector<BlobRow>> list_unreferenced_blobs(int64_t after_id, int64_t cutoff,
+                                                       int64_t feed_id, int64_t limit);
+  // In one transaction, for each of `ids` that is still unreferenced and
+  // untouched after `cutoff`: calls `remove_bytes(row)` and deletes the row and
+  // its links. Returns the rows deleted. A failing `remove_bytes` rolls the
+  // whole batch back.
+  Result<std::vector<BlobRow>>
+  delete_unreferenced_blobs(const std::vector<int64_t>& ids, int64_t cutoff,
+                            const std::function<Result<void>(const BlobRow&)>& remove_bytes);
+  // Manifests with no tag, pushed at or before `cutoff`, not referenced by an index in
+  // their repository and not a referrer of a manifest that still exists there.
+  // `feed_id` 0 means every feed.
+  Result<std::vector<ManifestRow>> list_untagged_manifests(int64_t feed_id, int64_t cutoff,
+                                                           int64_t after_id, int64_t limit);
+  // Deletes the manifest if it still qualifies (see list_untagged_manifests).
+  Result<bool> delete_untagged_manifest(int64_t manifest_id, int64_t cutoff);
+  // The manifests (id, repository id) whose references include `digest` as a
+  // blob (`as_manifest` false) or as a child manifest (true).
+  Result<std::vector<std::pair<int64_t, int64_t>>> manifests_referencing(const std::string& digest,
+                                                                         bool as_manifest);
+  // Every blob row, in id order, after `after_id`.
+  Result<std::vector<BlobRow>> list_blob_rows(int64_t after_id, int64_t limit);
+  Result<std::optional<BlobRow>> find_blob_by_key(int64_t store_id, const std::string& key);
+  // Deletes a blob row (fsck repair of a row whose bytes are gone).
+  Result<void> delete_blob_row(int64_t id);
+  // Manifest references that point at nothing: a blob digest with no row in the
+  // feed's store, or a child manifest missing from the repository.
+  Result<std::vector<DanglingReference>> dangling_references(int64_t limit);
+  Result<StoreStats> store_stats(int64_t store_id);
 
   // --- uploads ---
   Result<void> create_upload(const std::string& id, int64_t feed_id,

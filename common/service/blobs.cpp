@@ -262,12 +262,21 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
                 parsed->str());
   }
   uint64_t size = state->offset;
-  auto key = blob_store->commit_upload(row.id, *parsed);
-  if (!key) {
-    return fail(translate_upload_error(key.take_error()));
+  // The slow part (fsync of the data) happens first; the store's commit itself
+  // runs inside the metadata transaction, serialised with gc's removals.
+  if (auto synced = blob_store->sync_upload(row.id); !synced) {
+    return fail(translate_upload_error(synced.take_error()));
   }
-  auto recorded = m_metadata->record_blob(row.feed_id, row.repository_name, row.store_id,
-                                          parsed->str(), size, *key, now());
+  auto recorded = m_metadata->commit_blob(
+    row.feed_id, row.repository_name, row.store_id, parsed->str(), size,
+    [&]() -> Result<std::string> {
+      auto key = blob_store->commit_upload(row.id, *parsed);
+      if (!key) {
+        return fail(translate_upload_error(key.take_error()));
+      }
+      return key;
+    },
+    now());
   (void)m_metadata->delete_upload(row.id);
   forget_upload(row.id);
   if (!recorded) {
@@ -323,12 +332,13 @@ Registry::mount_blob(std::string_view repository, std::string_view from, std::st
 }
 
 Result<size_t>
-Registry::purge_uploads(int64_t older_than)
+Registry::purge_uploads(int64_t older_than, const std::string& feed)
 {
   REGISTRY_TRY_ASSIGN(auto uploads, m_metadata->list_uploads());
   size_t purged = 0;
+  std::string prefix = feed.empty() ? "" : feed + "/";
   for (const auto& row : uploads) {
-    if (row.updated_at >= older_than) {
+    if (row.updated_at > older_than || row.repository_name.rfind(prefix, 0) != 0) {
       continue;
     }
     REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));

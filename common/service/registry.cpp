@@ -48,6 +48,16 @@ Registry::store(int64_t store_id)
   return it->second.get();
 }
 
+std::vector<int64_t>
+Registry::store_ids() const
+{
+  std::vector<int64_t> ids;
+  for (const auto& [id, store] : m_stores) {
+    ids.push_back(id);
+  }
+  return ids;
+}
+
 // --- feeds ---
 
 Result<metadata::FeedRow>

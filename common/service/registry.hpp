@@ -115,6 +115,11 @@ public:
     return m_clock->now();
   }
 
+  // The store with `store_id`. internal when it is not configured.
+  Result<storage::BlobStore*> store(int64_t store_id);
+  // Every configured store id.
+  std::vector<int64_t> store_ids() const;
+
   // --- feeds ---
   // name_invalid for a bad or reserved name, already_exists when taken.
   Result<metadata::FeedRow> create_feed(const std::string& name, const std::string& description,
@@ -159,8 +164,9 @@ public:
   // falls back to a new upload session.
   Result<std::optional<BlobInfo>> mount_blob(std::string_view repository, std::string_view from,
                                              std::string_view digest);
-  // Purges uploads idle since before `older_than` (Unix seconds).
-  Result<size_t> purge_uploads(int64_t older_than);
+  // Purges uploads last active at or before `older_than` (Unix seconds); only
+  // those of `feed` when it is not empty.
+  Result<size_t> purge_uploads(int64_t older_than, const std::string& feed = {});
 
   // --- manifests and tags ---
   Result<PutManifestResult> put_manifest(std::string_view repository, std::string_view reference,
@@ -198,7 +204,6 @@ private:
   Result<ResolvedRepository> resolve(std::string_view repository);
   // As resolve(), but name_unknown when the repository does not exist yet.
   Result<ResolvedRepository> resolve_existing(std::string_view repository);
-  Result<storage::BlobStore*> store(int64_t store_id);
   Result<std::shared_ptr<UploadState>> upload_state(std::string_view repository,
                                                     std::string_view id,
                                                     metadata::UploadRow& row);

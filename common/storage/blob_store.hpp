@@ -83,6 +83,10 @@ public:
   // Streams the upload's bytes from the start (used to rebuild a hash state after
   // a restart). not_found if absent.
   virtual Result<void> read_upload(const std::string& id, const ByteSink& sink) = 0;
+  // Makes the upload's bytes durable where they are (fsync), so that the later
+  // commit_upload() is quick: it runs while the metadata write lock is held.
+  // not_found if absent.
+  virtual Result<void> sync_upload(const std::string& id) = 0;
   // Makes the upload's bytes the durable blob for `digest` and returns its object
   // key. The caller has verified the digest. If the blob already exists the
   // upload is dropped and the existing key returned. not_found if absent.
@@ -103,6 +107,21 @@ public:
   virtual Result<ObjectInfo> stat_blob(const std::string& key) = 0;
   // Removes a blob. Not an error if it does not exist.
   virtual Result<void> remove_blob(const std::string& key) = 0;
+  // --- removal in two steps (garbage collection) ---
+  // Moves a blob out of the way, restorable until purged. Called inside the
+  // metadata transaction that deletes the blob's row. A crash before that
+  // transaction commits leaves the row and quarantined bytes: open_blob() and
+  // stat_blob() then restore them before answering, so a row never loses its
+  // bytes. Not an error if the blob does not exist.
+  virtual Result<void> quarantine_blob(const std::string& key) = 0;
+  // Puts a quarantined blob back under `key`, unless `key` holds bytes again
+  // (then the quarantined copy is dropped). Not an error if nothing is quarantined.
+  virtual Result<void> restore_blob(const std::string& key) = 0;
+  // Deletes a quarantined blob for good. Not an error if absent.
+  virtual Result<void> purge_quarantined(const std::string& key) = 0;
+  // Keys of the blobs currently in quarantine (left there by a crash).
+  virtual Result<std::vector<std::string>> list_quarantined() = 0;
+
   // Calls `visit` for every committed blob until it returns false.
   virtual Result<void> list_blobs(const std::function<bool(const ObjectInfo&)>& visit) = 0;
 };

@@ -42,6 +42,14 @@ public:
     m_fd = -1;
     return fd;
   }
+  void
+  reset(int fd)
+  {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+    m_fd = fd;
+  }
 
 private:
   int m_fd;
@@ -154,6 +162,9 @@ FsBlobStore::open(const fs::path& root)
   if (!ec) {
     fs::create_directories(root / "uploads", ec);
   }
+  if (!ec) {
+    fs::create_directories(root / "quarantine", ec);
+  }
   if (ec) {
     return fail(ErrorCode::io_error, "cannot create store directory " + root.string() + ": "
                                        + ec.message());
@@ -199,6 +210,98 @@ FsBlobStore::blob_path(const std::string& key) const
     return fail(ErrorCode::invalid_argument, "invalid blob key");
   }
   return m_root / key;
+}
+
+Result<fs::path>
+FsBlobStore::quarantine_path(const std::string& key) const
+{
+  REGISTRY_TRY(blob_path(key));
+  // blobs/<algo>/<2 hex>/<hex> -> quarantine/<algo>-<hex>
+  std::string_view rest = std::string_view(key).substr(6);
+  std::string algo(rest.substr(0, rest.find('/')));
+  std::string hex(rest.substr(rest.rfind('/') + 1));
+  return m_root / "quarantine" / (algo + "-" + hex);
+}
+
+Result<void>
+FsBlobStore::quarantine_blob(const std::string& key)
+{
+  REGISTRY_TRY_ASSIGN(auto from, blob_path(key));
+  REGISTRY_TRY_ASSIGN(auto to, quarantine_path(key));
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    if (errno == ENOENT) {
+      return ok();
+    }
+    return fail(ErrorCode::io_error, "cannot quarantine blob: " + std::string(std::strerror(errno)));
+  }
+  return util::fsync_directory(to.parent_path());
+}
+
+Result<void>
+FsBlobStore::restore_blob(const std::string& key)
+{
+  REGISTRY_TRY_ASSIGN(auto to, blob_path(key));
+  REGISTRY_TRY_ASSIGN(auto from, quarantine_path(key));
+  std::error_code ec;
+  fs::create_directories(to.parent_path(), ec);
+  // link() fails when the target exists: bytes put there meanwhile win.
+  if (::link(from.c_str(), to.c_str()) != 0 && errno != EEXIST) {
+    if (errno == ENOENT) {
+      return ok();
+    }
+    return fail(ErrorCode::io_error, "cannot restore blob: " + std::string(std::strerror(errno)));
+  }
+  REGISTRY_TRY(util::fsync_directory(to.parent_path()));
+  return purge_quarantined(key);
+}
+
+Result<void>
+FsBlobStore::purge_quarantined(const std::string& key)
+{
+  REGISTRY_TRY_ASSIGN(auto path, quarantine_path(key));
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return fail(ErrorCode::io_error, "cannot remove quarantined blob");
+  }
+  return ok();
+}
+
+Result<std::vector<std::string>>
+FsBlobStore::list_quarantined()
+{
+  std::vector<std::string> keys;
+  std::error_code ec;
+  for (fs::directory_iterator it(m_root / "quarantine", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    size_t dash = name.find('-');
+    if (dash == std::string::npos || dash + 3 > name.size()) {
+      continue;
+    }
+    std::string hex = name.substr(dash + 1);
+    std::string key = "blobs/" + name.substr(0, dash) + "/" + hex.substr(0, 2) + "/" + hex;
+    if (blob_path(key)) {
+      keys.push_back(key);
+    }
+  }
+  if (ec) {
+    return fail(ErrorCode::io_error, "cannot list quarantine");
+  }
+  return keys;
+}
+
+Result<void>
+FsBlobStore::sync_upload(const std::string& id)
+{
+  REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
+                "cannot open upload");
+  }
+  if (::fsync(fd.get()) != 0) {
+    return fail(ErrorCode::io_error, "fsync of upload failed");
+  }
+  return ok();
 }
 
 Result<void>
@@ -364,6 +467,12 @@ FsBlobStore::open_blob(const std::string& key)
 {
   REGISTRY_TRY_ASSIGN(auto path, blob_path(key));
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0 && errno == ENOENT) {
+    // A collector killed inside its transaction leaves the row and the bytes in
+    // quarantine: bring them back (link(); a newer copy in place wins).
+    REGISTRY_TRY(restore_blob(key));
+    fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  }
   if (fd.get() < 0) {
     return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
                 "cannot open blob");
@@ -382,6 +491,9 @@ FsBlobStore::stat_blob(const std::string& key)
 {
   REGISTRY_TRY_ASSIGN(auto path, blob_path(key));
   struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    REGISTRY_TRY(restore_blob(key)); // see open_blob()
+  }
   if (::stat(path.c_str(), &st) != 0) {
     return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
                 "cannot stat blob");

@@ -4,7 +4,8 @@
 //
 //   <root>/
 //   ├── blobs/<algorithm>/<first 2 hex>/<hex>     committed blobs (key = this relative path)
-//   └── uploads/<uuid>                            in-progress upload data
+//   ├── uploads/<uuid>                            in-progress upload data
+//   └── quarantine/<algorithm>-<hex>              blobs being removed by gc
 //
 // Commit = fsync the upload file, rename it into blobs/, fsync the directory.
 // Temporary files for put_blob live in uploads/ under a fresh UUID, so an
@@ -32,6 +33,7 @@ public:
   Result<uint64_t> upload_size(const std::string& id) override;
   Result<std::unique_ptr<UploadWriter>> append_upload(const std::string& id) override;
   Result<void> read_upload(const std::string& id, const ByteSink& sink) override;
+  Result<void> sync_upload(const std::string& id) override;
   Result<std::string> commit_upload(const std::string& id, const oci::Digest& digest) override;
   Result<void> remove_upload(const std::string& id) override;
   Result<std::vector<ObjectInfo>> list_uploads() override;
@@ -40,6 +42,10 @@ public:
   Result<std::unique_ptr<BlobReader>> open_blob(const std::string& key) override;
   Result<ObjectInfo> stat_blob(const std::string& key) override;
   Result<void> remove_blob(const std::string& key) override;
+  Result<void> quarantine_blob(const std::string& key) override;
+  Result<void> restore_blob(const std::string& key) override;
+  Result<void> purge_quarantined(const std::string& key) override;
+  Result<std::vector<std::string>> list_quarantined() override;
   Result<void> list_blobs(const std::function<bool(const ObjectInfo&)>& visit) override;
 
   const std::filesystem::path&
@@ -55,6 +61,7 @@ private:
   explicit FsBlobStore(std::filesystem::path root) : m_root(std::move(root)) {}
   Result<std::filesystem::path> upload_path(const std::string& id) const;
   Result<std::filesystem::path> blob_path(const std::string& key) const;
+  Result<std::filesystem::path> quarantine_path(const std::string& key) const;
 
   std::filesystem::path m_root;
 };

@@ -109,6 +109,15 @@ run_command(const std::string& program, const std::vector<std::string>& args, in
   return result;
 }
 
+int
+run_and_kill(const std::string& program, const std::vector<std::string>& args,
+             std::chrono::milliseconds run_for)
+{
+  pid_t pid = spawn(program, args, "/dev/null", "/dev/null");
+  REQUIRE(pid > 0);
+  return wait_for(pid, run_for);
+}
+
 CommandResult
 run_cli(const fs::path& data_dir, const std::vector<std::string>& args)
 {
@@ -155,6 +164,16 @@ ServerProcess::stop()
   int status = wait_for(m_pid, std::chrono::seconds(10));
   m_pid = -1;
   return status;
+}
+
+void
+ServerProcess::crash()
+{
+  if (m_pid > 0) {
+    ::kill(m_pid, SIGKILL);
+    wait_for(m_pid, std::chrono::seconds(10));
+    m_pid = -1;
+  }
 }
 
 ServerProcess::~ServerProcess()

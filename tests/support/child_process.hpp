@@ -3,6 +3,7 @@
 // Runs the real registryctl binary: one-shot CLI commands with captured output,
 // and `registryctl serve` on a free loopback port for end-to-end tests.
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@ struct CommandResult {
 // and returns its exit status and output.
 CommandResult run_command(const std::string& program, const std::vector<std::string>& args,
                           int timeout_seconds = 120);
+
+// Starts `program`, lets it run for `run_for`, then kills it with SIGKILL (a
+// crash at an arbitrary instant). Returns its exit status (137 when killed).
+int run_and_kill(const std::string& program, const std::vector<std::string>& args,
+                 std::chrono::milliseconds run_for);
 
 // Runs registryctl with `--data <data_dir>` followed by `args`.
 CommandResult run_cli(const std::filesystem::path& data_dir, const std::vector<std::string>& args);
@@ -51,6 +57,8 @@ public:
   }
   // Stops the server with SIGTERM and returns its exit status.
   int stop();
+  // Kills the server with SIGKILL (a crash).
+  void crash();
   // The server's stderr so far (access log).
   std::string log() const;
 

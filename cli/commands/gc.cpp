@@ -1,0 +1,159 @@
+// `registryctl gc` and `registryctl fsck`
+
+#include "cli/commands/commands.hpp"
+#include "cli/exit_codes.hpp"
+#include "common/service/garbage_collector.hpp"
+#include "common/util/strings.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <unistd.h>
+
+namespace registry::cli {
+
+namespace {
+
+int64_t
+duration_or_throw(const std::string& text, const char* flag)
+{
+  auto seconds = util::parse_duration(text);
+  if (!seconds) {
+    throw CommandError(make_error(ErrorCode::invalid_argument,
+                                  std::string("invalid duration for ") + flag + ": '" + text
+                                    + "' (use e.g. 90s, 30m, 1h, 7d)"));
+  }
+  return *seconds;
+}
+
+// A one-line progress indicator on a terminal; nothing when stderr is piped.
+std::function<void(const char*, uint64_t, uint64_t)>
+progress_printer()
+{
+  if (::isatty(STDERR_FILENO) == 0) {
+    return {};
+  }
+  return [](const char* phase, uint64_t done, uint64_t total) {
+    if (total > 0) {
+      std::fprintf(stderr, "\r%s: %llu/%llu", phase, static_cast<unsigned long long>(done),
+                   static_cast<unsigned long long>(total));
+    } else {
+      std::fprintf(stderr, "\r%s: %llu", phase, static_cast<unsigned long long>(done));
+    }
+    std::fflush(stderr);
+  };
+}
+
+void
+end_progress()
+{
+  if (::isatty(STDERR_FILENO) != 0) {
+    std::fprintf(stderr, "\r\033[K");
+  }
+}
+
+struct GcFlags {
+  std::string feed;
+  bool dry_run = false;
+  std::string grace = "1h";
+  std::string upload_expiry = "24h";
+  std::string untagged_older_than;
+};
+
+struct FsckFlags {
+  bool verify_content = false;
+  bool repair = false;
+  std::string grace = "1h";
+};
+
+} // namespace
+
+void
+add_gc_commands(CLI::App& app, AppContext& ctx)
+{
+  auto flags = std::make_shared<GcFlags>();
+  auto* gc = app.add_subcommand(
+    "gc", "Remove unreferenced blobs and abandoned uploads (online: safe while clients push)");
+  gc->add_option("--feed", flags->feed, "Only blobs linked to this feed");
+  gc->add_flag("--dry-run", flags->dry_run, "Report what would be removed; change nothing");
+  gc->add_option("--grace", flags->grace, "Keep blobs used within this period")->capture_default_str();
+  gc->add_option("--upload-expiry", flags->upload_expiry, "Purge uploads idle for longer")
+    ->capture_default_str();
+  gc->add_option("--untagged-older-than", flags->untagged_older_than,
+                 "Also delete untagged manifests older than this that no index references");
+  gc->callback([&ctx, flags] {
+    service::GcOptions options;
+    options.feed = flags->feed;
+    options.dry_run = flags->dry_run;
+    options.grace = duration_or_throw(flags->grace, "--grace");
+    options.upload_expiry = duration_or_throw(flags->upload_expiry, "--upload-expiry");
+    if (!flags->untagged_older_than.empty()) {
+      options.untagged_older_than = duration_or_throw(flags->untagged_older_than, "--untagged-older-than");
+    }
+    if (ctx.format() == OutputFormat::table) {
+      options.progress = progress_printer();
+    }
+    auto report = unwrap(service::collect_garbage(ctx.registry(), options));
+    end_progress();
+    nlohmann::json doc = {{"dry_run", report.dry_run},
+                          {"blobs_removed", report.blobs_removed},
+                          {"bytes_freed", report.bytes_freed},
+                          {"manifests_removed", report.manifests_removed},
+                          {"uploads_purged", report.uploads_purged},
+                          {"quarantine_recovered", report.quarantine_recovered},
+                          {"seconds", report.seconds},
+                          {"removed_digests", report.removed_digests}};
+    ctx.print(doc, [&] {
+      std::printf("%s%llu blobs (%s), %llu manifests, %llu uploads in %.2fs\n",
+                  report.dry_run ? "would remove " : "removed ",
+                  static_cast<unsigned long long>(report.blobs_removed),
+                  util::human_size(report.bytes_freed).c_str(),
+                  static_cast<unsigned long long>(report.manifests_removed),
+                  static_cast<unsigned long long>(report.uploads_purged), report.seconds);
+    });
+  });
+
+  auto fsck_flags = std::make_shared<FsckFlags>();
+  auto* fsck = app.add_subcommand("fsck", "Check that metadata and stored bytes agree");
+  fsck->add_flag("--verify-content", fsck_flags->verify_content, "Re-hash every blob");
+  fsck->add_flag("--repair", fsck_flags->repair,
+                 "Remove orphaned bytes (no row) older than the grace period");
+  fsck->add_option("--grace", fsck_flags->grace, "Orphans younger than this are left alone")
+    ->capture_default_str();
+  fsck->callback([&ctx, fsck_flags] {
+    service::FsckOptions options;
+    options.verify_content = fsck_flags->verify_content;
+    options.repair = fsck_flags->repair;
+    options.grace = duration_or_throw(fsck_flags->grace, "--grace");
+    if (ctx.format() == OutputFormat::table) {
+      options.progress = progress_printer();
+    }
+    auto report = unwrap(service::check_integrity(ctx.registry(), options));
+    end_progress();
+    nlohmann::json problems = nlohmann::json::array();
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : report.problems) {
+      problems.push_back({{"kind", p.kind}, {"subject", p.subject}, {"detail", p.detail}, {"repaired", p.repaired}});
+      rows.push_back({p.kind, p.subject, p.detail, p.repaired ? "repaired" : ""});
+    }
+    nlohmann::json doc = {{"clean", report.clean()},
+                          {"blobs_checked", report.blobs_checked},
+                          {"files_checked", report.files_checked},
+                          {"seconds", report.seconds},
+                          {"problems", problems}};
+    ctx.print(doc, [&] {
+      std::printf("checked %llu blobs and %llu files in %.2fs: %s\n",
+                  static_cast<unsigned long long>(report.blobs_checked),
+                  static_cast<unsigned long long>(report.files_checked), report.seconds,
+                  report.problems.empty() ? "no problems" : "problems found");
+      if (!rows.empty()) {
+        print_table({"PROBLEM", "SUBJECT", "DETAIL", ""}, rows);
+      }
+    });
+    if (!report.clean()) {
+      std::cerr << "registryctl: error: fsck found problems that were not repaired\n";
+      ctx.exit_status = k_exit_failure;
+    }
+  });
+}
+
+} // namespace registry::cli
