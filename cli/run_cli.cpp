@@ -39,6 +39,7 @@ run_cli(int argc, char** argv)
   add_image_commands(app, ctx);
   add_upload_commands(app, ctx);
   add_gc_commands(app, ctx);
+  add_user_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -13,7 +13,9 @@ std::optional<Action> required_action(const std::string& method);
 
 // Decides whether the request may perform `action` on `repository` (empty for
 // registry-wide routes). unauthorized (with a challenge) or denied otherwise.
-// Access is open for now: every request is allowed. Authentication plugs in here.
+// With no users the registry is open. Otherwise: valid Basic credentials may do
+// everything (privileges per feed come later); anonymous requests may pull from
+// feeds whose anonymous access is "pull"; the rest gets 401 with a challenge.
 Result<void> authorize(RequestContext& ctx, const std::string& repository,
                        std::optional<Action> action);
 

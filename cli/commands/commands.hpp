@@ -14,5 +14,6 @@ void add_digest_commands(CLI::App& app, AppContext& ctx);
 void add_image_commands(CLI::App& app, AppContext& ctx);
 void add_upload_commands(CLI::App& app, AppContext& ctx);
 void add_gc_commands(CLI::App& app, AppContext& ctx);
+void add_user_commands(CLI::App& app, AppContext& ctx);
 
 } // namespace registry::cli

@@ -159,6 +159,10 @@ run_serve(AppContext& ctx, const ServeOptions& options)
   util::log_info(std::string("registryctl ") + k_version + " serving " + scheme + "://"
                  + server_options.host + ":" + std::to_string(port) + " (data "
                  + ctx.data_dir + ")");
+  if (auto open = registry.accounts().open_access(); open && *open) {
+    util::log_warn("no users exist: anyone who can reach this server can push and delete; "
+                   "add one with `registryctl user add NAME --password-stdin` to require logins");
+  }
   if (!options.ready_file.empty()) {
     unwrap(util::write_file_atomic(options.ready_file,
                                    server_options.host + ":" + std::to_string(port) + "\n"));

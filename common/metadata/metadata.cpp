@@ -126,6 +126,16 @@ CREATE TABLE locks (
 );
 CREATE INDEX blobs_key ON blobs(store_id, object_key);
 )sql",
+  // 3: users (passwords as PBKDF2 hashes only)
+  R"sql(
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -1186,6 +1196,108 @@ Metadata::store_stats(int64_t store_id)
     q.bind(1, store_id);
     q.executeStep();
     return StoreStats{q.getColumn(0).getInt64(), static_cast<uint64_t>(q.getColumn(1).getInt64())};
+  });
+}
+
+// --- users ---
+
+namespace {
+UserRow
+read_user(SQLite::Statement& q)
+{
+  return UserRow{q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2),
+                 q.getColumn(3).getInt() != 0, q.getColumn(4).getInt64()};
+}
+const char* const k_user_columns = "id, name, password_hash, disabled, created_at";
+} // namespace
+
+Result<UserRow>
+Metadata::create_user(const std::string& name, const std::string& password_hash, int64_t now)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<UserRow> {
+    SQLite::Statement exists(db, "SELECT 1 FROM users WHERE name = ?");
+    exists.bind(1, name);
+    if (exists.executeStep()) {
+      return fail(ErrorCode::already_exists, "user '" + name + "' already exists", name);
+    }
+    SQLite::Statement insert(db, "INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)");
+    insert.bind(1, name);
+    insert.bind(2, password_hash);
+    insert.bind(3, now);
+    insert.exec();
+    return UserRow{db.getLastInsertRowid(), name, password_hash, false, now};
+  });
+}
+
+Result<std::optional<UserRow>>
+Metadata::find_user(const std::string& name)
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<UserRow>> {
+    SQLite::Statement q(db, std::string("SELECT ") + k_user_columns + " FROM users WHERE name = ?");
+    q.bind(1, name);
+    if (q.executeStep()) {
+      return std::optional<UserRow>(read_user(q));
+    }
+    return std::optional<UserRow>();
+  });
+}
+
+Result<std::vector<UserRow>>
+Metadata::list_users()
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<UserRow>> {
+    std::vector<UserRow> out;
+    SQLite::Statement q(db, std::string("SELECT ") + k_user_columns + " FROM users ORDER BY name");
+    while (q.executeStep()) {
+      out.push_back(read_user(q));
+    }
+    return out;
+  });
+}
+
+Result<int64_t>
+Metadata::count_users()
+{
+  return m_impl->run([&](SQLite::Database& db) -> Result<int64_t> {
+    return db.execAndGet("SELECT count(*) FROM users").getInt64();
+  });
+}
+
+Result<void>
+Metadata::update_user(const std::string& name, const std::optional<std::string>& password_hash,
+                      std::optional<bool> disabled)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement q(db, "UPDATE users SET password_hash = coalesce(?, password_hash), "
+                            "disabled = coalesce(?, disabled) WHERE name = ?");
+    if (password_hash) {
+      q.bind(1, *password_hash);
+    } else {
+      q.bind(1);
+    }
+    if (disabled) {
+      q.bind(2, *disabled ? 1 : 0);
+    } else {
+      q.bind(2);
+    }
+    q.bind(3, name);
+    if (q.exec() == 0) {
+      return fail(ErrorCode::not_found, "user '" + name + "' does not exist", name);
+    }
+    return ok();
+  });
+}
+
+Result<void>
+Metadata::delete_user(const std::string& name)
+{
+  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
+    SQLite::Statement q(db, "DELETE FROM users WHERE name = ?");
+    q.bind(1, name);
+    if (q.exec() == 0) {
+      return fail(ErrorCode::not_found, "user '" + name + "' does not exist", name);
+    }
+    return ok();
   });
 }
 

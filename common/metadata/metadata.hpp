@@ -117,6 +117,14 @@ struct StoreStats {
   uint64_t total_bytes = 0;
 };
 
+struct UserRow {
+  int64_t id = 0;
+  std::string name;
+  std::string password_hash;
+  bool disabled = false;
+  int64_t created_at = 0;
+};
+
 struct StoreRow {
   int64_t id = 0;
   std::string name;
@@ -274,6 +282,18 @@ public:
   // feed's store, or a child manifest missing from the repository.
   Result<std::vector<DanglingReference>> dangling_references(int64_t limit);
   Result<StoreStats> store_stats(int64_t store_id);
+
+  // --- users ---
+  // already_exists when the name is taken.
+  Result<UserRow> create_user(const std::string& name, const std::string& password_hash,
+                              int64_t now);
+  Result<std::optional<UserRow>> find_user(const std::string& name);
+  Result<std::vector<UserRow>> list_users();
+  Result<int64_t> count_users();
+  // not_found when absent.
+  Result<void> update_user(const std::string& name, const std::optional<std::string>& password_hash,
+                           std::optional<bool> disabled);
+  Result<void> delete_user(const std::string& name);
 
   // --- uploads ---
   Result<void> create_upload(const std::string& id, int64_t feed_id,

@@ -25,6 +25,7 @@ Registry::open(const fs::path& data_dir, std::shared_ptr<const util::Clock> cloc
   registry->m_data_dir = data_dir;
   registry->m_clock = clock ? std::move(clock) : std::make_shared<util::SystemClock>();
   REGISTRY_TRY_ASSIGN(registry->m_metadata, metadata::Metadata::open(data_dir / "registry.db"));
+  registry->m_accounts = std::make_unique<Accounts>(*registry->m_metadata, registry->m_clock);
   REGISTRY_TRY_ASSIGN(auto stores, registry->m_metadata->list_stores());
   for (const auto& row : stores) {
     if (row.type != "filesystem") {

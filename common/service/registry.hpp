@@ -16,6 +16,7 @@
 // processes (a server and CLI commands) may open the same data directory.
 
 #include "common/metadata/metadata.hpp"
+#include "common/service/accounts.hpp"
 #include "common/oci/digest.hpp"
 #include "common/oci/manifest.hpp"
 #include "common/oci/reference.hpp"
@@ -103,6 +104,11 @@ public:
   metadata()
   {
     return *m_metadata;
+  }
+  Accounts&
+  accounts()
+  {
+    return *m_accounts;
   }
   const std::filesystem::path&
   data_dir() const
@@ -214,6 +220,7 @@ private:
   std::filesystem::path m_data_dir;
   std::shared_ptr<const util::Clock> m_clock;
   std::unique_ptr<metadata::Metadata> m_metadata;
+  std::unique_ptr<Accounts> m_accounts;
   std::map<int64_t, std::unique_ptr<storage::BlobStore>> m_stores;
 
   std::mutex m_uploads_mutex;

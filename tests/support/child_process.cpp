@@ -24,11 +24,11 @@ namespace {
 
 pid_t
 spawn(const std::string& program, const std::vector<std::string>& args, const fs::path& out,
-      const fs::path& err)
+      const fs::path& err, const fs::path& in = "/dev/null")
 {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::vector<char*> argv;
@@ -92,11 +92,17 @@ registryctl_bin()
 }
 
 CommandResult
-run_command(const std::string& program, const std::vector<std::string>& args, int timeout_seconds)
+run_command(const std::string& program, const std::vector<std::string>& args, int timeout_seconds,
+            const std::string& input)
 {
   fs::path out = scratch_file("out");
   fs::path err = scratch_file("err");
-  pid_t pid = spawn(program, args, out, err);
+  fs::path in = "/dev/null";
+  if (!input.empty()) {
+    in = scratch_file("in");
+    REQUIRE(util::write_file_atomic(in, input));
+  }
+  pid_t pid = spawn(program, args, out, err, in);
   CommandResult result;
   if (pid > 0) {
     result.exit_code = wait_for(pid, std::chrono::seconds(timeout_seconds));
@@ -106,6 +112,9 @@ run_command(const std::string& program, const std::vector<std::string>& args, in
   std::error_code ec;
   fs::remove(out, ec);
   fs::remove(err, ec);
+  if (!input.empty()) {
+    fs::remove(in, ec);
+  }
   return result;
 }
 
@@ -119,11 +128,11 @@ run_and_kill(const std::string& program, const std::vector<std::string>& args,
 }
 
 CommandResult
-run_cli(const fs::path& data_dir, const std::vector<std::string>& args)
+run_cli(const fs::path& data_dir, const std::vector<std::string>& args, const std::string& input)
 {
   std::vector<std::string> full = {"--data", data_dir.string()};
   full.insert(full.end(), args.begin(), args.end());
-  return run_command(registryctl_bin(), full);
+  return run_command(registryctl_bin(), full, 120, input);
 }
 
 ServerProcess::ServerProcess(const fs::path& data_dir, const std::vector<std::string>& extra_args)

@@ -21,10 +21,10 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs `program` with `args`, waits (at most `timeout_seconds`, then kills it)
+// Runs `program` with `args` (standard input: `input`), waits (at most `timeout_seconds`, then kills it)
 // and returns its exit status and output.
 CommandResult run_command(const std::string& program, const std::vector<std::string>& args,
-                          int timeout_seconds = 120);
+                          int timeout_seconds = 120, const std::string& input = {});
 
 // Starts `program`, lets it run for `run_for`, then kills it with SIGKILL (a
 // crash at an arbitrary instant). Returns its exit status (137 when killed).
@@ -32,7 +32,8 @@ int run_and_kill(const std::string& program, const std::vector<std::string>& arg
                  std::chrono::milliseconds run_for);
 
 // Runs registryctl with `--data <data_dir>` followed by `args`.
-CommandResult run_cli(const std::filesystem::path& data_dir, const std::vector<std::string>& args);
+CommandResult run_cli(const std::filesystem::path& data_dir, const std::vector<std::string>& args,
+                      const std::string& input = {});
 
 // `registryctl serve` on 127.0.0.1 with an ephemeral port. The constructor waits
 // (bounded) for the ready file; the destructor sends SIGTERM, then SIGKILL.
