@@ -1,0 +1,1554 @@
+#!/usr/bin/env python3
+"""Benchmark harness for registryctl against a reference registry (issue 6).
+
+Drives registries over the Docker Registry HTTP API V2 with keep-alive
+connections (http.client, Python standard library only; Debian's `wrk` and
+`ab` for the request-rate scenarios) and prints one figure per scenario. With a reference registry
+(CNCF Distribution from Debian's docker-registry package, started here) both
+run the same workload in turn and the table shows how many times better
+registryctl is, next to the targets of the issue.
+
+    python3 bench/registry_bench.py --quick
+    python3 bench/registry_bench.py --json out.json
+    python3 bench/registry_bench.py --reference none --registryctl build/registryctl
+
+See bench/README.md for what each scenario measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+MiB = 1 << 20
+BUF = MiB  # read/write block size for bodies
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MANIFEST_ACCEPT = ", ".join([
+    OCI_MANIFEST,
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+])
+
+# Re-open a keep-alive connection that sat idle this long: registryctl closes
+# idle connections after 5 s, and a request on a connection the server has
+# just closed fails.
+IDLE_RECONNECT_S = 2.0
+
+FEED = "bench"  # registryctl repositories are FEED/REPO; Distribution takes these too
+
+
+class BenchError(Exception):
+    """A failure that ends the benchmark with a clear message (no traceback)."""
+
+
+# --------------------------------------------------------------------------
+# Sizes of the two modes
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sizes:
+    blob_mib: int            # blob size for push and pull
+    chunk_mib: int           # PATCH size for the chunked push
+    push_reps: int           # pushes per push scenario (median reported)
+    pull_reps: int           # pulls per pull scenario (median reported)
+    images_one: int          # small images pushed by the single client
+    images_per_client: int   # small images pushed by each of the 8 clients
+    clients: int             # concurrent clients for the small-image push
+    rate_seconds: int        # duration of each request-rate run
+    connections: int         # keep-alive connections of the rate runs
+    tags: int                # tags in the tag-list repository
+    tag_page: int            # n of the paginated tag list
+    repos: int               # extra repositories for the catalog
+    catalog_page: int        # n of the catalog pages (Distribution's maximum is 1000)
+    deletes: int             # manifests deleted in the DELETE scenario
+    list_reps: int           # repetitions of tag list and catalog (median reported)
+    sha_mib: int             # data hashed for the SHA-256 limit
+    fsync_mib: int           # data written for the write+fsync limit
+    setup_threads: int = 8   # clients that fill repositories before a scenario
+
+
+QUICK = Sizes(blob_mib=32, chunk_mib=8, push_reps=2, pull_reps=2, images_one=30,
+              images_per_client=5, clients=8, rate_seconds=2, connections=16, tags=500,
+              tag_page=100, repos=200, catalog_page=1000, deletes=200, list_reps=3,
+              sha_mib=128, fsync_mib=64)
+FULL = Sizes(blob_mib=256, chunk_mib=8, push_reps=3, pull_reps=3, images_one=200,
+             images_per_client=40, clients=8, rate_seconds=10, connections=16, tags=5000,
+             tag_page=100, repos=2000, catalog_page=1000, deletes=2000, list_reps=5,
+             sha_mib=1024, fsync_mib=512)
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, int(round(pct / 100.0 * len(sorted_values) + 0.5 - 1e-9)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def split_location(location: str) -> str:
+    """Path and query of a Location header (absolute or relative)."""
+    parts = urllib.parse.urlsplit(location)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def with_query(path: str, **params: str) -> str:
+    sep = "&" if "?" in path else "?"
+    return path + sep + urllib.parse.urlencode(params)
+
+
+def next_link(headers: http.client.HTTPMessage) -> str | None:
+    """The target of `Link: <...>; rel="next"`, or None."""
+    link = headers.get("Link")
+    if not link:
+        return None
+    m = re.search(r'<([^>]*)>\s*;\s*rel="?next"?', link)
+    return split_location(m.group(1)) if m else None
+
+
+def run_threads(count: int, target: Callable[[int], None], name: str) -> None:
+    """Runs target(i) for i in range(count) on threads; re-raises the first error."""
+    errors: list[BaseException] = []
+
+    def wrap(i: int) -> None:
+        try:
+            target(i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=wrap, args=(i,), name=f"{name}-{i}", daemon=True)
+               for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def parallel_items(reg: "Registry", threads: int, items: list, fn: Callable) -> float:
+    """Calls fn(conn, item) for every item from `threads` keep-alive clients.
+    Returns the elapsed seconds."""
+    lock = threading.Lock()
+    it = iter(items)
+
+    def worker(_: int) -> None:
+        with reg.connect() as conn:
+            while True:
+                with lock:
+                    item = next(it, None)
+                if item is None:
+                    return
+                fn(conn, item)
+
+    start = time.perf_counter()
+    run_threads(threads, worker, "setup")
+    return time.perf_counter() - start
+
+
+class FileSlice:
+    """A read-only window [offset, offset+length) of a file, for http.client bodies
+    (so big bodies stream from the file instead of sitting in memory)."""
+
+    def __init__(self, path: str, offset: int, length: int):
+        self._f = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._f.seek(offset)
+        self._left = length
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "FileSlice":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------
+# Registry client
+# --------------------------------------------------------------------------
+
+@dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection to a registry."""
+
+    def __init__(self, host: str, port: int, timeout: float = 600.0):
+        self.host, self.port, self.timeout = host, port, timeout
+        self._http: http.client.HTTPConnection | None = None
+        self._last_used = 0.0
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._http is not None and time.monotonic() - self._last_used > IDLE_RECONNECT_S:
+            self.close()
+        if self._http is None:
+            self._http = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
+                                                    blocksize=BUF)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> "Conn":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self, method: str, path: str, body=None, headers: dict | None = None
+             ) -> http.client.HTTPResponse:
+        """Sends a request and returns the response with its body still unread.
+        Requests without a body or with a bytes body are retried once when a
+        reused connection turns out to have been closed by the server."""
+        headers = dict(headers or {})
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            headers.setdefault("Content-Length", "0")
+        retryable = body is None or isinstance(body, (bytes, bytearray))
+        for attempt in (0, 1):
+            conn = self._connection()
+            reused = conn.sock is not None
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                self._last_used = time.monotonic()
+                return resp
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt == 1 or not reused or not retryable:
+                    raise
+        raise AssertionError("unreachable")
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None,
+                expect: Iterable[int] = (200,)) -> Response:
+        resp = self.open(method, path, body, headers)
+        data = resp.read()
+        self._last_used = time.monotonic()
+        if resp.will_close:
+            self.close()
+        if resp.status not in tuple(expect):
+            raise BenchError(f"{method} {path} answered {resp.status} (expected "
+                             f"{'/'.join(map(str, expect))}): {data[:300]!r}")
+        return Response(resp.status, resp.headers, data)
+
+
+class Registry:
+    """The registry API calls the scenarios use, on top of Conn."""
+
+    def __init__(self, name: str, host: str, port: int, pid: int | None = None):
+        self.name, self.host, self.port, self.pid = name, host, port, pid
+        # Whether POST .../uploads/?digest= completes a monolithic upload in one
+        # request (registryctl) or only starts a session (Distribution 2.8).
+        self.single_post: bool | None = None
+        # (repo, digest) of the last big blob pushed, which the pull scenario reads.
+        self.pulled: tuple[str, str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def connect(self) -> Conn:
+        return Conn(self.host, self.port)
+
+    # -- blobs ---------------------------------------------------------------
+
+    def detect_single_post(self, conn: Conn) -> None:
+        data = os.urandom(1024)
+        digest = sha256_digest(data)
+        resp = conn.request("POST", with_query(f"/v2/{FEED}/probe/blobs/uploads/", digest=digest),
+                            body=data, headers={"Content-Type": "application/octet-stream"},
+                            expect=(201, 202))
+        self.single_post = resp.status == 201
+        if not self.single_post:  # a session was started and the body ignored: cancel it
+            conn.request("DELETE", split_location(resp.headers["Location"]), expect=(204, 404))
+
+    def start_upload(self, conn: Conn, repo: str) -> str:
+        resp = conn.request("POST", f"/v2/{repo}/blobs/uploads/", expect=(202,))
+        return split_location(resp.headers["Location"])
+
+    def finish_upload(self, conn: Conn, location: str, digest: str, body=None,
+                      length: int = 0) -> None:
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        resp = conn.request("PUT", with_query(location, digest=digest), body=body,
+                            headers=headers, expect=(201,))
+        check_digest_header(resp, digest)
+
+    def push_blob_monolithic(self, conn: Conn, repo: str, digest: str, body, length: int) -> None:
+        """One POST ?digest= with the body where the registry supports it, else the
+        spec's other monolithic form: POST, then PUT ?digest= with the body."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        if self.single_post:
+            resp = conn.request("POST", with_query(f"/v2/{repo}/blobs/uploads/", digest=digest),
+                                body=body, headers=headers, expect=(201,))
+            check_digest_header(resp, digest)
+        else:
+            self.finish_upload(conn, self.start_upload(conn, repo), digest, body, length)
+
+    def push_blob_like_a_client(self, conn: Conn, repo: str, digest: str, data: bytes) -> None:
+        """What docker/containerd do for a small blob: HEAD, POST, PUT ?digest=."""
+        resp = conn.request("HEAD", f"/v2/{repo}/blobs/{digest}", expect=(200, 404))
+        if resp.status == 200:
+            return
+        self.finish_upload(conn, self.start_upload(conn, repo), digest, data, len(data))
+
+    def mount_blob(self, conn: Conn, repo: str, digest: str, source: str, data: bytes) -> None:
+        """Cross-repository mount; falls back to an upload when the registry declines."""
+        resp = conn.request("POST", with_query(f"/v2/{repo}/blobs/uploads/", mount=digest,
+                                               **{"from": source}), expect=(201, 202))
+        if resp.status == 202:
+            self.finish_upload(conn, split_location(resp.headers["Location"]), digest, data,
+                               len(data))
+
+    # -- manifests -----------------------------------------------------------
+
+    def put_manifest(self, conn: Conn, repo: str, reference: str, manifest: bytes) -> None:
+        resp = conn.request("PUT", f"/v2/{repo}/manifests/{reference}", body=manifest,
+                            headers={"Content-Type": OCI_MANIFEST}, expect=(201,))
+        check_digest_header(resp, sha256_digest(manifest))
+
+    def delete_manifest(self, conn: Conn, repo: str, digest: str) -> None:
+        conn.request("DELETE", f"/v2/{repo}/manifests/{digest}", expect=(202,))
+
+    # -- listings ------------------------------------------------------------
+
+    def walk_pages(self, conn: Conn, path: str, key: str) -> tuple[list[str], int, bool]:
+        """Follows Link headers from path. Returns (names, requests, page_overflow);
+        page_overflow: a page held more entries than its n asked for."""
+        names: list[str] = []
+        requests = 0
+        overflow = False
+        want = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("n")
+        n = int(want[0]) if want else None
+        while path:
+            resp = conn.request("GET", path)
+            requests += 1
+            page = json.loads(resp.body).get(key) or []
+            if n is not None and len(page) > n:
+                overflow = True
+            names.extend(page)
+            path = next_link(resp.headers)
+            if requests > 1_000_000:
+                raise BenchError(f"{self.name}: pagination of {key} does not end")
+        return names, requests, overflow
+
+    # -- process -------------------------------------------------------------
+
+    def memory(self) -> dict[str, float] | None:
+        """VmRSS and VmHWM of the server process in MiB, None if not ours."""
+        if self.pid is None:
+            return None
+        out = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(value.split()[0]) / 1024.0
+        return out
+
+    def cpu_seconds(self) -> float | None:
+        if self.pid is None:
+            return None
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_digest_header(resp: Response, digest: str) -> None:
+    got = resp.headers.get("Docker-Content-Digest")
+    if got is not None and got != digest:
+        raise BenchError(f"server stored {got}, expected {digest}")
+
+
+# --------------------------------------------------------------------------
+# Servers started by the benchmark
+# --------------------------------------------------------------------------
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM if the benchmark itself is killed."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Server:
+    """A server process: started in its own session (Ctrl-C reaches only the
+    benchmark, which stops it), stopped with SIGTERM, then SIGKILL."""
+
+    name = "server"
+
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.log_path = os.path.join(workdir, f"{self.name}.log")
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    def _spawn(self, argv: list[str]) -> None:
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError(f"{self.name} exited with status {self.proc.returncode}; "
+                             f"last lines of {self.log_path}:\n{self.log_tail()}")
+
+    def wait_http(self, path: str = "/v2/", timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with Conn(self.host, self.port, timeout=2) as c:
+                    if c.request("GET", path, expect=(200, 401, 403, 404)).status == 200:
+                        return
+            except (OSError, http.client.HTTPException, BenchError):
+                pass
+            time.sleep(0.05)
+        raise BenchError(f"{self.name} did not answer GET {path} on {self.host}:{self.port} "
+                         f"within {timeout:.0f} s; log:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        log(f"stopping {self.name}")
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            log(f"{self.name} ignored SIGTERM for 15 s: SIGKILL")
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        log(f"{self.name} stopped")
+
+    def registry(self) -> Registry:
+        return Registry(self.name, self.host, self.port, self.proc.pid if self.proc else None)
+
+
+class RegistryctlServer(Server):
+    name = "registryctl"
+
+    def __init__(self, workdir: str, binary: str):
+        super().__init__(workdir)
+        self.binary = binary
+        self.data = os.path.join(workdir, "registryctl-data")
+
+    def start(self) -> None:
+        # Run a private copy: the build directory may be relinked while we run.
+        binary = os.path.join(self.workdir, "registryctl-under-test")
+        shutil.copy2(self.binary, binary)
+        self.identity = (f"{self.binary}, {file_digest(binary)[7:19]}, built "
+                         + time.strftime("%Y-%m-%d %H:%M", time.localtime(
+                             os.path.getmtime(binary))))
+        ready = os.path.join(self.workdir, "registryctl.ready")
+        base = [binary, "--data", self.data]
+        r = subprocess.run(base + ["feed", "create", FEED], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError(f"'{' '.join(base)} feed create {FEED}' failed "
+                             f"({r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
+        self._spawn(base + ["serve", "--quiet", "--listen", "127.0.0.1:0", "--ready-file", ready])
+        deadline = time.monotonic() + 20
+        address = ""
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(OSError):
+                with open(ready) as f:
+                    address = f.read().strip()
+            if address:
+                break
+            time.sleep(0.02)
+        if not address:
+            raise BenchError(f"registryctl wrote no ready file within 20 s; log:\n{self.log_tail()}")
+        self.host, port = address.rsplit(":", 1)
+        self.port = int(port)
+        self.wait_http()
+
+
+class DistributionServer(Server):
+    name = "docker-registry"
+
+    def __init__(self, workdir: str, binary: str):
+        super().__init__(workdir)
+        self.binary = binary
+        self.data = os.path.join(workdir, "distribution-data")
+
+    def start(self) -> None:
+        os.makedirs(self.data, exist_ok=True)
+        self.port = free_port()
+        config = os.path.join(self.workdir, "distribution.yml")
+        # The Debian/upstream default configuration (in-memory blob descriptor
+        # cache, filesystem storage) with deletes on, quiet logs, loopback only.
+        with open(config, "w") as f:
+            f.write(f"""version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {self.data}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{self.port}
+  secret: registry-bench-secret
+""")
+        self._spawn([self.binary, "serve", config])
+        self.wait_http()
+
+
+class NginxServer(Server):
+    """nginx serving one static file, for the loopback HTTP limit."""
+
+    name = "nginx"
+
+    def __init__(self, workdir: str, binary: str, file_path: str):
+        super().__init__(os.path.join(workdir, "nginx"))
+        os.makedirs(os.path.join(self.workdir, "www"), exist_ok=True)
+        self.log_path = os.path.join(self.workdir, "nginx.log")
+        self.binary = binary
+        self.file_name = "blob"
+        target = os.path.join(self.workdir, "www", self.file_name)
+        try:
+            os.link(file_path, target)
+        except OSError:
+            shutil.copyfile(file_path, target)
+
+    def start(self) -> None:
+        self.port = free_port()
+        d = self.workdir
+        conf = os.path.join(d, "nginx.conf")
+        temps = "\n".join(f"  {k}_temp_path {d}/{k}_temp;"
+                          for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        with open(conf, "w") as f:
+            f.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+error_log {d}/error.log warn;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  default_type application/octet-stream;
+{temps}
+  server {{
+    listen 127.0.0.1:{self.port};
+    root {d}/www;
+  }}
+}}
+""")
+        self._spawn([self.binary, "-p", d, "-c", conf, "-e", f"{d}/error.log"])
+        self.wait_http(path=f"/{self.file_name}")
+
+
+# A one-connection-at-a-time HTTP server that reads and discards request bodies
+# and answers 200: the ceiling of this client's uploads over loopback.
+DISCARD_SERVER = r"""
+import socket, sys
+srv = socket.socket()
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(16)
+buf = bytearray(1 << 20)
+while True:
+    conn, _ = srv.accept()
+    data = b""
+    with conn:
+        while True:
+            while b"\r\n\r\n" not in data:
+                more = conn.recv(65536)
+                if not more:
+                    break
+                data += more
+            if b"\r\n\r\n" not in data:
+                break
+            head, _, data = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            length -= len(data)
+            data = b"" if length >= 0 else data[len(data) + length:]
+            while length > 0:
+                n = conn.recv_into(buf, min(length, len(buf)))
+                if n == 0:
+                    break
+                length -= n
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+"""
+
+
+class DiscardServer(Server):
+    name = "discard-server"
+
+    def start(self) -> None:
+        self.port = free_port()
+        self._spawn([sys.executable, "-c", DISCARD_SERVER, str(self.port)])
+        self.wait_http("/")
+
+
+# --------------------------------------------------------------------------
+# Measurements shared by the scenarios
+# --------------------------------------------------------------------------
+
+@dataclass
+class Metric:
+    key: str
+    label: str
+    unit: str
+    value: float | None
+    higher_is_better: bool
+    samples: list[float] = field(default_factory=list)
+    note: str = ""
+    # Why this figure cannot be held against the target (the other side did
+    # something else), or "".
+    incomparable: str = ""
+
+
+@dataclass
+class BigBlob:
+    """A random file of the blob size; variant i differs in its first 32 bytes,
+    so every push stores new content without generating a new file."""
+    path: str
+    size: int
+
+    @classmethod
+    def create(cls, path: str, size: int) -> "BigBlob":
+        with open(path, "wb") as f:
+            left = size
+            while left:
+                n = min(left, 4 * MiB)
+                f.write(os.urandom(n))
+                left -= n
+        return cls(path, size)
+
+    def variant(self, i: int) -> str:
+        """Rewrites the file as variant i and returns its digest."""
+        with open(self.path, "r+b") as f:
+            f.write(hashlib.sha256(f"variant {i}".encode()).digest())
+        return file_digest(self.path)
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(BUF)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return "sha256:" + h.hexdigest()
+
+
+def read_body(resp: http.client.HTTPResponse, verify: bool) -> tuple[int, str | None]:
+    """Reads a response body in 1 MiB pieces; optionally hashes it."""
+    buf = bytearray(BUF)
+    view = memoryview(buf)
+    h = hashlib.sha256() if verify else None
+    total = 0
+    while n := resp.readinto(buf):
+        total += n
+        if h is not None:
+            h.update(view[:n])
+    return total, ("sha256:" + h.hexdigest()) if h else None
+
+
+def get_throughput(conn: Conn, path: str, size: int, verify_digest: str | None) -> float:
+    """One GET of a big body; MiB/s."""
+    start = time.perf_counter()
+    resp = conn.open("GET", path)
+    if resp.status != 200:
+        raise BenchError(f"GET {path} answered {resp.status}: {resp.read()[:300]!r}")
+    total, digest = read_body(resp, verify_digest is not None)
+    elapsed = time.perf_counter() - start
+    if resp.will_close:
+        conn.close()
+    if total != size:
+        raise BenchError(f"GET {path} returned {total} bytes, expected {size}")
+    if verify_digest is not None and digest != verify_digest:
+        raise BenchError(f"GET {path} returned content with digest {digest}, "
+                         f"expected {verify_digest}")
+    return size / MiB / elapsed
+
+
+@dataclass
+class Image:
+    """A small OCI image: three tiny layers, a config and its manifest."""
+    blobs: list[tuple[str, bytes]]   # (digest, data): layers then config
+    manifest: bytes
+
+    @classmethod
+    def make(cls, seed: str, layer_bytes: int = 1024, annotation: str | None = None) -> "Image":
+        layers = [os.urandom(layer_bytes) for _ in range(3)]
+        config = json.dumps({
+            "architecture": "amd64", "os": "linux", "created": "2026-11-22T00:00:00Z",
+            "config": {"Labels": {"bench.seed": seed}},
+            "rootfs": {"type": "layers",
+                       "diff_ids": [sha256_digest(layer) for layer in layers]},
+        }, separators=(",", ":")).encode()
+        return cls.from_parts(layers, config, annotation)
+
+    @classmethod
+    def from_parts(cls, layers: list[bytes], config: bytes,
+                   annotation: str | None = None) -> "Image":
+        manifest: dict = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config),
+                       "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": sha256_digest(layer),
+                        "size": len(layer)} for layer in layers],
+        }
+        if annotation is not None:
+            manifest["annotations"] = {"bench.id": annotation}
+        blobs = [(sha256_digest(b), b) for b in layers + [config]]
+        return cls(blobs, json.dumps(manifest, separators=(",", ":")).encode())
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.manifest)
+
+    def push(self, reg: Registry, conn: Conn, repo: str, reference: str) -> None:
+        for digest, data in self.blobs:
+            reg.push_blob_like_a_client(conn, repo, digest, data)
+        reg.put_manifest(conn, repo, reference, self.manifest)
+
+
+def rate_with_wrk(reg: Registry, ctx: "Context", path: str, method: str,
+                  headers: dict[str, str]) -> tuple[float, float, float, str]:
+    """GET request rate with `wrk`: (requests/s, p50 ms, p99 ms, note)."""
+    assert method == "GET", "wrk 4.1 waits for a body after HEAD: use ab for HEAD"
+    cmd = [ctx.tools["wrk"], f"-t{ctx.args.wrk_threads}", f"-c{ctx.sizes.connections}",
+           f"-d{ctx.sizes.rate_seconds}s", "--latency", "--timeout", "5s"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    cmd.append(reg.url + path)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=ctx.sizes.rate_seconds + 60)
+    out = r.stdout
+    if r.returncode != 0:
+        raise BenchError(f"wrk failed ({r.returncode}): {r.stderr.strip() or out}")
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    if not (rate and p50 and p99):
+        raise BenchError(f"cannot parse the output of wrk:\n{out}")
+    if float(rate.group(1)) == 0:
+        raise BenchError(f"wrk completed no {method} {path} request on {reg.name}:\n{out}")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        raise BenchError(f"wrk: {non2xx.group(1)} of the {method} {path} requests to "
+                         f"{reg.name} failed")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    socket_errors = re.search(r"Socket errors:.*", out)
+    note = "wrk" + (f", {socket_errors.group(0)}" if socket_errors else "")
+    return (float(rate.group(1)), float(p50.group(1)) * scale[p50.group(2)],
+            float(p99.group(1)) * scale[p99.group(2)], note)
+
+
+def rate_with_ab(reg: Registry, ctx: "Context", path: str, method: str,
+                 headers: dict[str, str]) -> tuple[float, float, float, str]:
+    """GET or HEAD request rate with ApacheBench (`ab -k`, one thread, HTTP/1.0
+    keep-alive): (requests/s, p50 ms, p99 ms, note). Used for HEAD, which the
+    wrk of Debian 12 cannot do (it waits for the body the Content-Length
+    announces)."""
+    csv = os.path.join(ctx.workdir, "ab-percentiles.csv")
+    # -n after -t: ab sizes its sample array by -n, so keep it modest.
+    cmd = [ctx.tools["ab"], "-q", "-k", "-c", str(ctx.sizes.connections),
+           "-t", str(ctx.sizes.rate_seconds), "-n", "5000000", "-s", "5", "-e", csv]
+    if method == "HEAD":
+        cmd.append("-i")
+    elif method != "GET":
+        raise BenchError(f"ab cannot send {method}")
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    cmd.append(reg.url + path)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=ctx.sizes.rate_seconds + 60)
+    out = r.stdout
+    if r.returncode != 0:
+        raise BenchError(f"ab failed ({r.returncode}): {r.stderr.strip() or out}")
+    rate = re.search(r"Requests per second:\s+([\d.]+)", out)
+    failed = re.search(r"Failed requests:\s+(\d+)", out)
+    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    if not rate:
+        raise BenchError(f"cannot parse the output of ab:\n{out}")
+    if non2xx or (failed and int(failed.group(1))):
+        raise BenchError(f"ab: {method} {path} on {reg.name} had failures:\n{out}")
+    pct: dict[int, float] = {}
+    with open(csv) as f:
+        for line in f:
+            k, _, v = line.strip().partition(",")
+            if k.isdigit():
+                pct[int(k)] = float(v)
+    keepalive = re.search(r"Keep-Alive requests:\s+(\d+)", out)
+    complete = re.search(r"Complete requests:\s+(\d+)", out)
+    note = "ab -k"
+    if keepalive and complete and keepalive.group(1) != complete.group(1):
+        note += f", only {keepalive.group(1)} of {complete.group(1)} requests kept alive"
+    longest = re.search(r"100%\s+(\d+) \(longest request\)", out)
+    if longest:
+        note += f", longest {longest.group(1)} ms"
+    return float(rate.group(1)), pct[50], pct[99], note
+
+
+def rate_with_python(reg: Registry, ctx: "Context", path: str, method: str,
+                     headers: dict[str, str]) -> tuple[float, float, float, str]:
+    """Request rate with Python threads, one keep-alive connection each. The GIL
+    caps this at a few thousand requests/s: a floor, not the server's limit."""
+    n = ctx.sizes.connections
+    latencies: list[list[float]] = [[] for _ in range(n)]
+    deadline = time.perf_counter() + ctx.sizes.rate_seconds
+
+    def worker(i: int) -> None:
+        with reg.connect() as conn:
+            lat = latencies[i]
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= deadline:
+                    return
+                conn.request(method, path, headers=headers)
+                lat.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    run_threads(n, worker, "rate")
+    elapsed = time.perf_counter() - start
+    merged = sorted(x for lat in latencies for x in lat)
+    return (len(merged) / elapsed, percentile(merged, 50) * 1000,
+            percentile(merged, 99) * 1000, "python threads (client-bound)")
+
+
+# --------------------------------------------------------------------------
+# Scenarios: each takes the registry and the context and returns Metrics
+# --------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    sizes: Sizes
+    workdir: str
+    blob: BigBlob
+    tools: dict[str, str]  # rate tools found: "wrk" (GET), "ab" (HEAD); empty: python
+    notes: list[str] = field(default_factory=list)
+    load_log: list[dict] = field(default_factory=list)  # 1-minute load at each scenario start
+
+
+def scenario_push_monolithic(reg: Registry, ctx: Context) -> list[Metric]:
+    size = ctx.blob.size
+    repo = f"{FEED}/blobs"
+    samples = []
+    with reg.connect() as conn:
+        reg.detect_single_post(conn)
+        for rep in range(ctx.sizes.push_reps):
+            digest = ctx.blob.variant(1000 + rep)
+            with FileSlice(ctx.blob.path, 0, size) as body:
+                start = time.perf_counter()
+                reg.push_blob_monolithic(conn, repo, digest, body, size)
+                samples.append(size / MiB / (time.perf_counter() - start))
+            reg.pulled = (repo, digest)
+    how = "one POST ?digest=" if reg.single_post else "POST, then PUT ?digest= with the body"
+    return [Metric("push_mono", f"blob push, monolithic ({ctx.sizes.blob_mib} MiB)", "MiB/s",
+                   statistics.median(samples), True, samples, how)]
+
+
+def scenario_push_chunked(reg: Registry, ctx: Context) -> list[Metric]:
+    size, chunk = ctx.blob.size, ctx.sizes.chunk_mib * MiB
+    repo = f"{FEED}/blobs"
+    samples = []
+    with reg.connect() as conn:
+        for rep in range(ctx.sizes.push_reps):
+            digest = ctx.blob.variant(2000 + rep)
+            start = time.perf_counter()
+            location = reg.start_upload(conn, repo)
+            offset = 0
+            while offset < size:
+                n = min(chunk, size - offset)
+                with FileSlice(ctx.blob.path, offset, n) as body:
+                    resp = conn.request("PATCH", location, body=body, expect=(202,), headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(n),
+                        "Content-Range": f"{offset}-{offset + n - 1}"})
+                location = split_location(resp.headers["Location"])
+                offset += n
+            reg.finish_upload(conn, location, digest)
+            samples.append(size / MiB / (time.perf_counter() - start))
+    return [Metric("push_chunked",
+                   f"blob push, chunked ({ctx.sizes.chunk_mib} MiB PATCHes)", "MiB/s",
+                   statistics.median(samples), True, samples)]
+
+
+def scenario_pull(reg: Registry, ctx: Context) -> list[Metric]:
+    if reg.pulled is None:  # the push scenarios did not run: push one blob now
+        digest = ctx.blob.variant(3000)
+        with reg.connect() as conn, FileSlice(ctx.blob.path, 0, ctx.blob.size) as body:
+            if reg.single_post is None:
+                reg.detect_single_post(conn)
+            reg.push_blob_monolithic(conn, f"{FEED}/blobs", digest, body, ctx.blob.size)
+        reg.pulled = (f"{FEED}/blobs", digest)
+    repo, digest = reg.pulled
+    path = f"/v2/{repo}/blobs/{digest}"
+    metrics = []
+    with reg.connect() as conn:
+        for verify in (False, True):
+            samples = [get_throughput(conn, path, ctx.blob.size, digest if verify else None)
+                       for _ in range(ctx.sizes.pull_reps)]
+            metrics.append(Metric(
+                "pull_verify" if verify else "pull",
+                f"blob pull{', client sha256 check' if verify else ''}", "MiB/s",
+                statistics.median(samples), True, samples))
+    return metrics
+
+
+def scenario_small_images(reg: Registry, ctx: Context) -> list[Metric]:
+    s = ctx.sizes
+    metrics = []
+    for clients, per_client in ((1, s.images_one), (s.clients, s.images_per_client)):
+        images = [[Image.make(f"{clients}-{c}-{i}") for i in range(per_client)]
+                  for c in range(clients)]
+        conns = [reg.connect() for _ in range(clients)]
+        cpu0 = reg.cpu_seconds()
+
+        def worker(c: int) -> None:
+            for i, image in enumerate(images[c]):
+                image.push(reg, conns[c], f"{FEED}/img{clients}x{c}", f"v{i}")
+
+        try:
+            start = time.perf_counter()
+            run_threads(clients, worker, "push")
+            elapsed = time.perf_counter() - start
+        finally:
+            for conn in conns:
+                conn.close()
+        cpu1 = reg.cpu_seconds()
+        note = f"{clients * per_client} images; per blob HEAD+POST+PUT, then manifest PUT"
+        if cpu0 is not None and cpu1 is not None:
+            note += f"; server CPU {cpu1 - cpu0:.2f} s"
+        metrics.append(Metric(
+            f"image_push_{'one' if clients == 1 else 'many'}",
+            f"small-image push, {clients} client{'s' if clients > 1 else ''}", "images/s",
+            clients * per_client / elapsed, True, note=note))
+    return metrics
+
+
+def _hot_image(reg: Registry) -> Image:
+    """One image tagged `latest` in bench/hot, for the request-rate runs."""
+    image = Image.make("hot")
+    with reg.connect() as conn:
+        image.push(reg, conn, f"{FEED}/hot", "latest")
+    return image
+
+
+def _rate_metrics(key: str, label: str, ctx: Context,
+                  rate: tuple[float, float, float, str]) -> list[Metric]:
+    rps, p50, p99, note = rate
+    conns = ctx.sizes.connections
+    return [Metric(f"{key}_rate", f"{label}, {conns} conns", "req/s", rps, True, note=note),
+            Metric(f"{key}_p50", f"{label} p50 latency", "ms", p50, False),
+            Metric(f"{key}_p99", f"{label} p99 latency", "ms", p99, False)]
+
+
+def scenario_manifest_get(reg: Registry, ctx: Context) -> list[Metric]:
+    _hot_image(reg)
+    measure = rate_with_wrk if "wrk" in ctx.tools else rate_with_python
+    rate = measure(reg, ctx, f"/v2/{FEED}/hot/manifests/latest", "GET",
+                   {"Accept": MANIFEST_ACCEPT})
+    return _rate_metrics("manifest_get", "manifest GET by tag", ctx, rate)
+
+
+def scenario_blob_head(reg: Registry, ctx: Context) -> list[Metric]:
+    image = _hot_image(reg)
+    measure = rate_with_ab if "ab" in ctx.tools else rate_with_python
+    rate = measure(reg, ctx, f"/v2/{FEED}/hot/blobs/{image.blobs[0][0]}", "HEAD", {})
+    return _rate_metrics("blob_head", "blob HEAD", ctx, rate)
+
+
+def scenario_tag_list(reg: Registry, ctx: Context) -> list[Metric]:
+    s = ctx.sizes
+    repo = f"{FEED}/tags"
+    image = _hot_image(reg)
+    with reg.connect() as conn:
+        for digest, data in image.blobs:
+            reg.mount_blob(conn, repo, digest, f"{FEED}/hot", data)
+    tags = [f"t{i:05d}" for i in range(s.tags)]
+    setup = parallel_items(reg, s.setup_threads, tags,
+                           lambda conn, tag: reg.put_manifest(conn, repo, tag, image.manifest))
+    expected = sorted(tags)
+    whole, paged = [], []
+    overflow = False
+    with reg.connect() as conn:
+        for _ in range(s.list_reps):
+            start = time.perf_counter()
+            names, _, _ = reg.walk_pages(conn, f"/v2/{repo}/tags/list", "tags")
+            whole.append((time.perf_counter() - start) * 1000)
+            if sorted(names) != expected:
+                raise BenchError(f"{reg.name}: tag list has {len(names)} tags, "
+                                 f"expected {len(expected)}")
+            start = time.perf_counter()
+            names, requests, over = reg.walk_pages(conn, f"/v2/{repo}/tags/list?n={s.tag_page}",
+                                                   "tags")
+            paged.append((time.perf_counter() - start) * 1000)
+            overflow |= over
+            if sorted(names) != expected:
+                raise BenchError(f"{reg.name}: paginated tag list has {len(names)} tags "
+                                 f"({requests} requests), expected {len(expected)}")
+    paged_note = (f"{requests} requests" if not overflow else
+                  f"n ignored: {requests} request(s) returned all tags")
+    paged_incomparable = "the registry ignores n" if overflow else ""
+    return [
+        Metric("tag_put", f"manifest PUT by tag (setup, {s.setup_threads} clients)", "tags/s",
+               s.tags / setup, True),
+        Metric("tags_whole", f"tag list, {s.tags} tags, whole", "ms",
+               statistics.median(whole), False, whole),
+        Metric("tags_paged", f"tag list, {s.tags} tags, n={s.tag_page} pages", "ms",
+               statistics.median(paged), False, paged, paged_note, paged_incomparable),
+    ]
+
+
+def scenario_catalog(reg: Registry, ctx: Context) -> list[Metric]:
+    s = ctx.sizes
+    image = _hot_image(reg)
+
+    def fill(conn: Conn, i: int) -> None:
+        repo = f"{FEED}/r{i:05d}"
+        for digest, data in image.blobs:
+            reg.mount_blob(conn, repo, digest, f"{FEED}/hot", data)
+        reg.put_manifest(conn, repo, "latest", image.manifest)
+
+    setup = parallel_items(reg, s.setup_threads, list(range(s.repos)), fill)
+    samples = []
+    with reg.connect() as conn:
+        for _ in range(s.list_reps):
+            start = time.perf_counter()
+            names, requests, _ = reg.walk_pages(conn, f"/v2/_catalog?n={s.catalog_page}",
+                                                "repositories")
+            samples.append((time.perf_counter() - start) * 1000)
+    ours = [n for n in names if re.fullmatch(rf"{FEED}/r\d{{5}}", n)]
+    if len(ours) != s.repos or len(set(names)) != len(names):
+        raise BenchError(f"{reg.name}: catalog lists {len(ours)} of the {s.repos} "
+                         f"repositories ({len(names)} names, {len(set(names))} distinct)")
+    return [
+        Metric("repo_create", f"repository create (setup, {s.setup_threads} clients)", "repos/s",
+               s.repos / setup, True, note="mount config and layers, PUT manifest"),
+        Metric("catalog", f"catalog, {len(names)} repos, n={s.catalog_page} pages", "ms",
+               statistics.median(samples), False, samples, f"{requests} requests"),
+    ]
+
+
+def scenario_delete(reg: Registry, ctx: Context) -> list[Metric]:
+    s = ctx.sizes
+    repo = f"{FEED}/del"
+    base = _hot_image(reg)
+    layers = [data for _, data in base.blobs[:3]]
+    config = base.blobs[3][1]
+    images = [Image.from_parts(layers, config, annotation=str(i)) for i in range(s.deletes)]
+    with reg.connect() as conn:
+        for digest, data in base.blobs:
+            reg.mount_blob(conn, repo, digest, f"{FEED}/hot", data)
+    parallel_items(reg, s.setup_threads, images,
+                   lambda conn, im: reg.put_manifest(conn, repo, im.digest, im.manifest))
+    with reg.connect() as conn:
+        start = time.perf_counter()
+        for image in images:
+            reg.delete_manifest(conn, repo, image.digest)
+        elapsed = time.perf_counter() - start
+        gone = conn.request("GET", f"/v2/{repo}/manifests/{images[0].digest}",
+                            headers={"Accept": MANIFEST_ACCEPT}, expect=(200, 404))
+    if gone.status != 404:
+        raise BenchError(f"{reg.name}: a deleted manifest is still served")
+    return [Metric("delete", "manifest DELETE by digest, 1 client", "deletes/s",
+                   s.deletes / elapsed, True, note=f"{s.deletes} manifests")]
+
+
+SCENARIOS: dict[str, Callable[[Registry, Context], list[Metric]]] = {
+    "push": scenario_push_monolithic,
+    "chunked": scenario_push_chunked,
+    "pull": scenario_pull,
+    "images": scenario_small_images,
+    "manifest-get": scenario_manifest_get,
+    "blob-head": scenario_blob_head,
+    "tags": scenario_tag_list,
+    "catalog": scenario_catalog,
+    "delete": scenario_delete,
+}
+# TODO(issue 6): garbage collection time with 100,000 blobs (registryctl has no GC
+# command yet; Distribution's is `docker-registry garbage-collect config.yml`).
+GC_TODO = "garbage collection time with 100,000 blobs is not measured yet (issue 6)"
+
+
+@dataclass
+class Target:
+    """One registry under test and what was measured on it."""
+    role: str                  # "registryctl" or "reference"
+    display: str
+    reg: Registry
+    server: Server | None
+    metrics: list[Metric] = field(default_factory=list)
+    memory_start: dict[str, float] | None = None
+
+
+def run_scenario(t: Target, ctx: Context, name: str) -> None:
+    reg = t.reg
+    os.sync()  # no dirty pages of the previous measurement written back during this one
+    cpu0 = reg.cpu_seconds()
+    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    ctx.load_log.append({"registry": t.display, "scenario": name, "load1": load})
+    log(f"{t.display}: {name} (load {load:.2f})")
+    try:
+        result = SCENARIOS[name](reg, ctx)
+        if t.server is not None:
+            t.server.check_alive()
+    except (BenchError, OSError, http.client.HTTPException) as e:
+        if t.server is not None:
+            t.server.check_alive()  # a crash explains the error better, with the log
+        raise BenchError(f"{t.display}, scenario {name}: {type(e).__name__}: {e}") from e
+    cpu1 = reg.cpu_seconds()
+    if (result and cpu0 is not None and cpu1 is not None
+            and not any("server CPU" in m.note for m in result)):
+        m = result[0]
+        m.note = "; ".join(x for x in (m.note, f"server CPU in scenario {cpu1 - cpu0:.2f} s") if x)
+    log(f"{t.display}: {name} done in {time.perf_counter() - t0:.1f} s: " + ", ".join(
+        f"{m.value:.4g} {m.unit}" for m in result))
+    t.metrics.extend(result)
+
+
+def run_all(targets: list[Target], ctx: Context, selected: list[str]) -> None:
+    """Runs every scenario on every registry, interleaved scenario by scenario
+    (alternating which registry goes first), so that a load that comes and goes
+    on the machine weighs on both alike."""
+    for t in targets:
+        t.memory_start = t.reg.memory()
+    for i, name in enumerate(selected):
+        for t in (targets if i % 2 == 0 else targets[::-1]):
+            run_scenario(t, ctx, name)
+    for t in targets:
+        end = t.reg.memory()
+        if t.memory_start and end:
+            t.metrics += [
+                Metric("rss_start", "server RSS at start", "MiB", t.memory_start["VmRSS"], False),
+                Metric("rss_end", "server RSS at end", "MiB", end["VmRSS"], False),
+                Metric("rss_peak", "server peak RSS (VmHWM)", "MiB", end["VmHWM"], False),
+            ]
+
+
+# --------------------------------------------------------------------------
+# Physical limits of the machine
+# --------------------------------------------------------------------------
+
+def physical_limits(ctx: Context, nginx: str | None) -> list[Metric]:
+    s = ctx.sizes
+    out: list[Metric] = []
+
+    buf = os.urandom(MiB)
+    h = hashlib.sha256()
+    start = time.perf_counter()
+    for _ in range(s.sha_mib):
+        h.update(buf)
+    out.append(Metric("limit_sha256", "SHA-256, one core (hashlib)", "MiB/s",
+                      s.sha_mib / (time.perf_counter() - start), True))
+
+    # Sequential write of the blob size class, then one fsync (what dd conv=fsync does).
+    target = os.path.join(ctx.workdir, "fsync-test.tmp")
+    block = os.urandom(MiB)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        start = time.perf_counter()
+        for _ in range(s.fsync_mib):
+            os.write(fd, block)
+        os.fsync(fd)
+        elapsed = time.perf_counter() - start
+    finally:
+        os.close(fd)
+        os.unlink(target)
+    out.append(Metric("limit_write", "sequential write + fsync", "MiB/s",
+                      s.fsync_mib / elapsed, True))
+
+    # Small durable writes: what each committed blob or manifest costs at least.
+    n = 100
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+        fsync_ms = (time.perf_counter() - start) / n * 1000
+    finally:
+        os.close(fd)
+        os.unlink(target)
+    out.append(Metric("limit_fsync", "4 KiB write + fsync", "ms", fsync_ms, False))
+
+    server = DiscardServer(ctx.workdir)
+    try:
+        server.start()
+        samples = []
+        with Conn(server.host, server.port) as conn:
+            for _ in range(max(3, s.push_reps)):
+                with FileSlice(ctx.blob.path, 0, ctx.blob.size) as body:
+                    start = time.perf_counter()
+                    conn.request("PUT", "/", body=body,
+                                 headers={"Content-Length": str(ctx.blob.size)})
+                    samples.append(ctx.blob.size / MiB / (time.perf_counter() - start))
+        out.append(Metric("limit_upload", "loopback HTTP upload into a discarding server "
+                          "(this client)", "MiB/s", statistics.median(samples), True, samples))
+    finally:
+        server.stop()
+
+    if nginx is None:
+        ctx.notes.append("loopback HTTP limit skipped: nginx is not installed "
+                         "(apt-get install nginx-light)")
+        return out
+    server = NginxServer(ctx.workdir, nginx, ctx.blob.path)
+    try:
+        server.start()
+        with Conn(server.host, server.port) as conn:
+            samples = [get_throughput(conn, f"/{server.file_name}", ctx.blob.size, None)
+                       for _ in range(max(3, s.pull_reps))]
+        out.append(Metric("limit_http", "loopback HTTP GET of a static file (nginx, "
+                          "this client)", "MiB/s", statistics.median(samples), True, samples))
+    finally:
+        server.stop()
+    return out
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+# key -> (minimum ratio, how the issue states it). The ratio is registryctl/reference
+# for rates and reference/registryctl for times, latencies and memory (> 1: better).
+TARGETS: dict[str, tuple[float, str]] = {
+    "push_mono": (1.6, ">=1.6x"),
+    "push_chunked": (2.0, ">=2x"),
+    "pull": (1.0, ">=1.0x"),
+    "pull_verify": (1.0, ">=1.0x"),
+    "image_push_one": (5.0, ">=5x"),
+    "image_push_many": (5.0, ">=5x"),
+    "manifest_get_rate": (10.0, ">=10x"),
+    "blob_head_rate": (10.0, ">=10x"),
+    "tags_whole": (2.0, "time <=0.5x"),
+    "tags_paged": (2.0, "time <=0.5x"),
+    "catalog": (1 / 0.03, "time <=0.03x"),
+    "delete": (10.0, ">=10x"),
+    "rss_end": (2.0, "RSS <=0.5x"),
+    "rss_peak": (2.0, "RSS <=0.5x"),
+}
+# key -> maximum registryctl value (absolute targets)
+ABSOLUTE_TARGETS: dict[str, tuple[float, str]] = {
+    "manifest_get_p99": (5.0, "<=5 ms"),
+    "blob_head_p99": (5.0, "<=5 ms"),
+}
+
+
+def ratio(m: Metric, ref: Metric | None) -> float | None:
+    """How many times better registryctl is: > 1 is better, whatever the unit."""
+    if ref is None or not m.value or not ref.value:
+        return None
+    return m.value / ref.value if m.higher_is_better else ref.value / m.value
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def build_rows(ours: list[Metric], ref: list[Metric] | None) -> list[dict]:
+    ref_by_key = {m.key: m for m in ref or []}
+    rows = []
+    for m in ours:
+        r = ref_by_key.get(m.key)
+        adv = ratio(m, r)
+        target, met = "", None
+        if m.key in TARGETS:
+            threshold, target = TARGETS[m.key]
+            met = None if adv is None else adv >= threshold
+            if m.incomparable or (r and r.incomparable):
+                target, met = target + " (n/a)", None
+        elif m.key in ABSOLUTE_TARGETS:
+            threshold, target = ABSOLUTE_TARGETS[m.key]
+            met = m.value is not None and m.value <= threshold
+        rows.append({"key": m.key, "scenario": m.label, "unit": m.unit,
+                     "registryctl": m.value, "reference": r.value if r else None,
+                     "ratio": adv, "target": target, "met": met,
+                     "registryctl_samples": m.samples, "reference_samples": r.samples if r else [],
+                     "registryctl_note": m.note, "reference_note": r.note if r else ""})
+    return rows
+
+
+def print_table(rows: list[dict], ref_name: str | None, limits: list[Metric]) -> None:
+    ref_col = ref_name or "reference"
+    header = ["scenario", "unit", "registryctl", ref_col, "ratio", "target", "met"]
+    lines = [[r["scenario"], r["unit"], fmt(r["registryctl"]), fmt(r["reference"]),
+              "-" if r["ratio"] is None else f"{r['ratio']:.2f}x", r["target"],
+              {True: "yes", False: "NO", None: ""}[r["met"]]] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    print()
+    print("ratio > 1: registryctl is better (registryctl/reference for rates,")
+    print("reference/registryctl for times, latencies and memory)")
+    print()
+    for i, line in enumerate([header] + lines):
+        print("  ".join(str(x).ljust(w) if j < 2 else str(x).rjust(w)
+                        for j, (x, w) in enumerate(zip(line, widths))).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    notes = [(r["scenario"], who, r[f"{who}_note"]) for r in rows
+             for who in ("registryctl", "reference") if r[f"{who}_note"]]
+    if notes:
+        print()
+        for scenario, who, note in notes:
+            print(f"  {scenario} [{ref_col if who == 'reference' else who}]: {note}")
+    if limits:
+        print()
+        print("physical limits of this machine and this client:")
+        width = max(len(m.label) for m in limits)
+        for m in limits:
+            print(f"  {m.label.ljust(width)}  {fmt(m.value):>8} {m.unit}")
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark registryctl against a reference registry over the "
+                    "registry HTTP API V2.")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes and short runs (under a minute)")
+    p.add_argument("--registryctl", default=None,
+                   help="registryctl binary to start (default: build/registryctl next to "
+                        "bench/), or http://127.0.0.1:PORT of a running one whose feed "
+                        f"'{FEED}' exists and is empty")
+    p.add_argument("--reference", default="docker-registry",
+                   help="'docker-registry' (start Debian's CNCF Distribution), 'none', or "
+                        "http://127.0.0.1:PORT of a running, empty registry")
+    p.add_argument("--docker-registry-binary", default="/usr/bin/docker-registry")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help=f"comma-separated subset of: {','.join(SCENARIOS)}")
+    p.add_argument("--rate-tool", choices=("native", "python"), default="native",
+                   help="clients for the request-rate runs: native = wrk for GET and ab for "
+                        "HEAD; python = threads with http.client (a client-bound floor)")
+    p.add_argument("--wrk-threads", type=int, default=2)
+    p.add_argument("--no-limits", action="store_true", help="skip the physical-limits line")
+    p.add_argument("--workdir", help="parent of the temporary directory (default: $TMPDIR)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return p.parse_args(argv)
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise BenchError(f"expected http://HOST:PORT, got {url!r}")
+    return parts.hostname, parts.port
+
+
+def make_target(spec: str, kind: str, workdir: str, args: argparse.Namespace
+                ) -> tuple[Server | None, str, tuple[str, int] | None]:
+    """(server to start or None, display name, address of a running registry or None)."""
+    if spec.startswith("http://"):
+        return None, f"{kind} at {spec}", parse_url(spec)
+    if kind == "registryctl":
+        if not (os.path.isfile(spec) and os.access(spec, os.X_OK)):
+            raise BenchError(f"registryctl binary not found at {spec}: build it "
+                             "(cd build && ninja) or pass --registryctl PATH")
+        return RegistryctlServer(workdir, os.path.abspath(spec)), "registryctl", None
+    if spec != "docker-registry":
+        raise BenchError(f"--reference {spec!r}: expected docker-registry, none or "
+                         "http://HOST:PORT")
+    binary = args.docker_registry_binary
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        raise BenchError(f"{binary} not found: install Debian's CNCF Distribution with "
+                         "'apt-get install docker-registry', or pass --reference none")
+    return DistributionServer(workdir, binary), "docker-registry", None
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    selected = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in selected if s not in SCENARIOS]
+    if unknown:
+        raise BenchError(f"unknown scenario(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(SCENARIOS)}")
+    if args.registryctl is None:
+        args.registryctl = os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), "build", "registryctl")
+
+    tools: dict[str, str] = {}
+    if args.rate_tool == "native":
+        needed = {"manifest-get": ("wrk", "wrk"), "blob-head": ("ab", "apache2-utils")}
+        for scenario, (tool, package) in needed.items():
+            if scenario not in selected:
+                continue
+            found = shutil.which(tool)
+            if found is None:
+                raise BenchError(f"{tool} is not installed: 'apt-get install {package}', or "
+                                 "pass --rate-tool python (client-bound, far lower rates)")
+            tools[tool] = found
+
+    specs = [("registryctl", args.registryctl)]
+    if args.reference != "none":
+        specs.append(("reference", args.reference))
+    for role, spec in specs:  # fail before any work when a binary is missing
+        make_target(spec, role, tempfile.gettempdir(), args)
+
+    started: list[Server] = []
+    workdir = tempfile.mkdtemp(prefix="registry-bench-", dir=args.workdir)
+    try:
+        load = os.getloadavg()
+        log(f"{'quick' if args.quick else 'full'} run in {workdir}; load average "
+            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores")
+        log(f"creating a {sizes.blob_mib} MiB random blob")
+        blob = BigBlob.create(os.path.join(workdir, "blob.bin"), sizes.blob_mib * MiB)
+        ctx = Context(args, sizes, workdir, blob, tools)
+
+        limits: list[Metric] = []
+        if not args.no_limits:
+            log("physical limits")
+            limits = physical_limits(ctx, shutil.which("nginx") or
+                                     (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx"
+                                      or None))
+
+        targets: list[Target] = []
+        for role, spec in specs:
+            server, display, address = make_target(spec, role, workdir, args)
+            if server is not None:
+                log(f"starting {display}")
+                started.append(server)
+                server.start()
+                if getattr(server, "identity", None):
+                    ctx.notes.append(f"{display}: {server.identity}")
+                reg = server.registry()
+            else:
+                reg = Registry(display, *address)
+            reg.name = display
+            targets.append(Target(role, display, reg, server))
+        run_all(targets, ctx, selected)
+        for server in started:
+            server.stop()
+        by_role = {t.role: t for t in targets}
+        names = {t.role: t.display for t in targets}
+
+        rows = build_rows(by_role["registryctl"].metrics,
+                          by_role["reference"].metrics if "reference" in by_role else None)
+        load_end = os.getloadavg()
+        print_table(rows, names.get("reference"), limits)
+        print(f"\nload average before {load[0]:.2f}, after {load_end[0]:.2f}; "
+              f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} mode")
+        for note in ctx.notes:
+            print(f"note: {note}")
+        print(f"TODO: {GC_TODO}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+                    "machine": {"cores": os.cpu_count(), "kernel": platform.release(),
+                                "load_before": load, "load_after": load_end},
+                    "mode": "quick" if args.quick else "full",
+                    "sizes": asdict(sizes),
+                    "registries": names,
+                    "limits": [asdict(m) for m in limits],
+                    "results": rows,
+                    "load_at_scenario_start": ctx.load_log,
+                    "notes": ctx.notes + [f"TODO: {GC_TODO}"],
+                }, f, indent=2)
+            log(f"wrote {args.json}")
+        return 0
+    finally:
+        for server in started:
+            server.stop()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            log(f"removing {workdir}")
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _terminate(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BenchError as e:
+        print(f"registry_bench: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("registry_bench: interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)
