@@ -1503,12 +1503,6 @@ def main(argv: list[str]) -> int:
         rows = build_rows(by_role["registryctl"].metrics,
                           by_role["reference"].metrics if "reference" in by_role else None)
         load_end = os.getloadavg()
-        print_table(rows, names.get("reference"), limits)
-        print(f"\nload average before {load[0]:.2f}, after {load_end[0]:.2f}; "
-              f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} mode")
-        for note in ctx.notes:
-            print(f"note: {note}")
-        print(f"TODO: {GC_TODO}")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({
@@ -1525,6 +1519,12 @@ def main(argv: list[str]) -> int:
                     "notes": ctx.notes + [f"TODO: {GC_TODO}"],
                 }, f, indent=2)
             log(f"wrote {args.json}")
+        print_table(rows, names.get("reference"), limits)
+        print(f"\nload average before {load[0]:.2f}, after {load_end[0]:.2f}; "
+              f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} mode")
+        for note in ctx.notes:
+            print(f"note: {note}")
+        print(f"TODO: {GC_TODO}")
         return 0
     finally:
         for server in started:
