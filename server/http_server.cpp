@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <sys/socket.h>
 
 namespace registry::server {
 
@@ -69,12 +71,29 @@ select_handler(RouteKind kind, const std::string& method)
   return nullptr;
 }
 
+// cpp-httplib 0.11.4 listens with a backlog of 5 (compiled into Debian's
+// library): 16 clients connecting at once overflow it and wait a second for the
+// SYN retry. listen() again on the bound socket raises the backlog.
+template<typename Base> class WideBacklogServer final : public Base
+{
+public:
+  using Base::Base;
+  void
+  widen_backlog(int backlog)
+  {
+    ::listen(this->svr_sock_, backlog);
+  }
+};
+
+constexpr int k_listen_backlog = 1024;
+
 } // namespace
 
 struct HttpServer::Impl {
   service::Registry& registry;
   ServerOptions options;
   std::unique_ptr<httplib::Server> http;
+  std::function<void()> widen_backlog;
 
   Impl(service::Registry& r, ServerOptions o) : registry(r), options(std::move(o)) {}
 
@@ -201,14 +220,18 @@ HttpServer::bind()
     if (o.tls_cert.empty() || o.tls_key.empty()) {
       return fail(ErrorCode::invalid_argument, "--tls-cert and --tls-key must be given together");
     }
-    auto ssl = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+    auto ssl = std::make_unique<WideBacklogServer<httplib::SSLServer>>(o.tls_cert.c_str(),
+                                                                       o.tls_key.c_str());
     if (!ssl->is_valid()) {
       return fail(ErrorCode::invalid_argument,
                   "cannot load the TLS certificate or key (" + o.tls_cert + ", " + o.tls_key + ")");
     }
+    m_impl->widen_backlog = [raw = ssl.get()] { raw->widen_backlog(k_listen_backlog); };
     m_impl->http = std::move(ssl);
   } else {
-    m_impl->http = std::make_unique<httplib::Server>();
+    auto plain = std::make_unique<WideBacklogServer<httplib::Server>>();
+    m_impl->widen_backlog = [raw = plain.get()] { raw->widen_backlog(k_listen_backlog); };
+    m_impl->http = std::move(plain);
   }
   m_impl->configure();
   int port = o.port;
@@ -222,6 +245,7 @@ HttpServer::bind()
                 "cannot listen on " + o.host + ":" + std::to_string(port)
                   + " (address in use or not available)");
   }
+  m_impl->widen_backlog();
   o.port = port;
   return port;
 }

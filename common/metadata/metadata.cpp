@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include <mutex>
+#include <unordered_map>
 
 namespace registry::metadata {
 
@@ -213,15 +214,59 @@ manifest_columns(bool with_bytes)
 
 } // namespace
 
+// A database connection with a cache of prepared statements: compiling SQL was
+// half of the server's CPU for a manifest GET. Statements handed out by
+// prepare() are reset when the connection goes back to the pool (or before a
+// commit), so none keeps a read transaction open.
+// REQUIRES: one thread at a time (a connection is leased to one caller).
+class Connection : public SQLite::Database
+{
+public:
+  using SQLite::Database::Database;
+
+  // The prepared statement for `sql`, reset, with no bindings.
+  SQLite::Statement&
+  prepare(const std::string& sql)
+  {
+    auto& slot = m_cache[sql];
+    if (!slot) {
+      slot = std::make_unique<SQLite::Statement>(*this, sql);
+    } else {
+      slot->reset();
+      slot->clearBindings();
+    }
+    m_used.push_back(slot.get());
+    return *slot;
+  }
+
+  void
+  reset_statements()
+  {
+    for (auto* statement : m_used) {
+      try {
+        statement->reset();
+      } catch (const std::exception&) {
+        // reset() reports the last step's error again; the statement is reset anyway
+      }
+    }
+    m_used.clear();
+  }
+
+private:
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> m_cache;
+  std::vector<SQLite::Statement*> m_used;
+};
+
 struct Metadata::Impl {
   std::filesystem::path path;
   std::mutex mutex;
-  std::vector<std::unique_ptr<SQLite::Database>> idle;
+  std::mutex write_mutex;
+  std::vector<std::unique_ptr<Connection>> idle;
 
-  std::unique_ptr<SQLite::Database>
+  std::unique_ptr<Connection>
   connect()
   {
-    auto db = std::make_unique<SQLite::Database>(
+    auto db = std::make_unique<Connection>(
       path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);
     db->setBusyTimeout(10000);
     db->exec("PRAGMA journal_mode=WAL");
@@ -234,10 +279,11 @@ struct Metadata::Impl {
   class Lease
   {
   public:
-    Lease(Impl& impl, std::unique_ptr<SQLite::Database> db) : m_impl(impl), m_db(std::move(db)) {}
+    Lease(Impl& impl, std::unique_ptr<Connection> db) : m_impl(impl), m_db(std::move(db)) {}
     ~Lease()
     {
       if (m_db) {
+        m_db->reset_statements();
         std::lock_guard lock(m_impl.mutex);
         if (m_impl.idle.size() < 32) {
           m_impl.idle.push_back(std::move(m_db));
@@ -246,7 +292,7 @@ struct Metadata::Impl {
     }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
-    SQLite::Database&
+    Connection&
     operator*()
     {
       return *m_db;
@@ -254,7 +300,7 @@ struct Metadata::Impl {
 
   private:
     Impl& m_impl;
-    std::unique_ptr<SQLite::Database> m_db;
+    std::unique_ptr<Connection> m_db;
   };
 
   Lease
@@ -274,7 +320,7 @@ struct Metadata::Impl {
   // Runs `fn(db)` on a pooled connection, translating database exceptions.
   template<typename F>
   auto
-  run(F&& fn) -> decltype(fn(std::declval<SQLite::Database&>()))
+  run(F&& fn) -> decltype(fn(std::declval<Connection&>()))
   {
     try {
       auto l = lease();
@@ -287,11 +333,16 @@ struct Metadata::Impl {
   // Runs `fn(db)` inside one IMMEDIATE transaction; commits when it succeeds.
   template<typename F>
   auto
-  write(F&& fn) -> decltype(fn(std::declval<SQLite::Database&>()))
+  write(F&& fn) -> decltype(fn(std::declval<Connection&>()))
   {
-    return run([&](SQLite::Database& db) -> decltype(fn(db)) {
+    return run([&](Connection& db) -> decltype(fn(db)) {
+      // Writers of this process queue here rather than in SQLite's busy
+      // handler, which sleeps and retries; other processes still meet the
+      // busy timeout.
+      std::lock_guard writer(write_mutex);
       SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
       auto result = fn(db);
+      db.reset_statements();
       if (result.has_value()) {
         tx.commit();
       }
@@ -303,9 +354,9 @@ struct Metadata::Impl {
 namespace {
 
 std::optional<int64_t>
-find_repository_id(SQLite::Database& db, const std::string& name)
+find_repository_id(Connection& db, const std::string& name)
 {
-  SQLite::Statement q(db, "SELECT id FROM repositories WHERE name = ?");
+  SQLite::Statement& q = db.prepare("SELECT id FROM repositories WHERE name = ?");
   q.bind(1, name);
   if (q.executeStep()) {
     return q.getColumn(0).getInt64();
@@ -315,24 +366,23 @@ find_repository_id(SQLite::Database& db, const std::string& name)
 
 // REQUIRES: inside a write transaction.
 Result<int64_t>
-ensure_repository(SQLite::Database& db, int64_t feed_id, const std::string& name, int64_t now)
+ensure_repository(Connection& db, int64_t feed_id, const std::string& name, int64_t now)
 {
   {
-    SQLite::Statement feed(db, "SELECT 1 FROM feeds WHERE id = ?");
+    SQLite::Statement& feed = db.prepare("SELECT 1 FROM feeds WHERE id = ?");
     feed.bind(1, feed_id);
     if (!feed.executeStep()) {
       return fail(ErrorCode::name_unknown, "feed does not exist", name);
     }
   }
   if (auto id = find_repository_id(db, name)) {
-    SQLite::Statement touch(db, "UPDATE repositories SET updated_at = ? WHERE id = ?");
+    SQLite::Statement& touch = db.prepare("UPDATE repositories SET updated_at = ? WHERE id = ?");
     touch.bind(1, now);
     touch.bind(2, *id);
     touch.exec();
     return *id;
   }
-  SQLite::Statement insert(
-    db, "INSERT INTO repositories (feed_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)");
+  SQLite::Statement& insert = db.prepare("INSERT INTO repositories (feed_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)");
   insert.bind(1, feed_id);
   insert.bind(2, name);
   insert.bind(3, now);
@@ -343,9 +393,9 @@ ensure_repository(SQLite::Database& db, int64_t feed_id, const std::string& name
 
 // The blob of `store_id` whose `column` (digest or object key) is `value`.
 std::optional<BlobRow>
-blob_in_store(SQLite::Database& db, const char* column, int64_t store_id, const std::string& value)
+blob_in_store(Connection& db, const char* column, int64_t store_id, const std::string& value)
 {
-  SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+  SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
                             + " FROM blobs b WHERE b.store_id = ? AND " + column + " = ?");
   q.bind(1, store_id);
   q.bind(2, value);
@@ -356,9 +406,9 @@ blob_in_store(SQLite::Database& db, const char* column, int64_t store_id, const 
 }
 
 Result<RepositoryRow>
-load_repository(SQLite::Database& db, int64_t id)
+load_repository(Connection& db, int64_t id)
 {
-  SQLite::Statement q(db, "SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
+  SQLite::Statement& q = db.prepare("SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
                           "repositories r JOIN feeds f ON f.id = r.feed_id WHERE r.id = ?");
   q.bind(1, id);
   if (!q.executeStep()) {
@@ -402,7 +452,7 @@ Metadata::open(const std::filesystem::path& path)
 int
 Metadata::schema_version()
 {
-  auto r = m_impl->run([](SQLite::Database& db) -> Result<int> {
+  auto r = m_impl->run([](Connection& db) -> Result<int> {
     return db.execAndGet("PRAGMA user_version").getInt();
   });
   return r ? *r : -1;
@@ -411,9 +461,9 @@ Metadata::schema_version()
 Result<std::vector<StoreRow>>
 Metadata::list_stores()
 {
-  return m_impl->run([](SQLite::Database& db) -> Result<std::vector<StoreRow>> {
+  return m_impl->run([](Connection& db) -> Result<std::vector<StoreRow>> {
     std::vector<StoreRow> out;
-    SQLite::Statement q(db, "SELECT id, name, type, config FROM stores ORDER BY name");
+    SQLite::Statement& q = db.prepare("SELECT id, name, type, config FROM stores ORDER BY name");
     while (q.executeStep()) {
       out.push_back({q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2),
                      column_string(q, 3)});
@@ -428,13 +478,13 @@ Result<FeedRow>
 Metadata::create_feed(const std::string& name, const std::string& description, int64_t store_id,
                       const std::string& anonymous_access, int64_t now)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<FeedRow> {
-    SQLite::Statement exists(db, "SELECT 1 FROM feeds WHERE name = ?");
+  return m_impl->write([&](Connection& db) -> Result<FeedRow> {
+    SQLite::Statement& exists = db.prepare("SELECT 1 FROM feeds WHERE name = ?");
     exists.bind(1, name);
     if (exists.executeStep()) {
       return fail(ErrorCode::already_exists, "feed '" + name + "' already exists", name);
     }
-    SQLite::Statement insert(db, "INSERT INTO feeds (name, description, store_id, "
+    SQLite::Statement& insert = db.prepare("INSERT INTO feeds (name, description, store_id, "
                                  "anonymous_access, created_at) VALUES (?, ?, ?, ?, ?)");
     insert.bind(1, name);
     insert.bind(2, description);
@@ -449,8 +499,8 @@ Metadata::create_feed(const std::string& name, const std::string& description, i
 Result<std::optional<FeedRow>>
 Metadata::find_feed(const std::string& name)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<FeedRow>> {
-    SQLite::Statement q(db, std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
+  return m_impl->run([&](Connection& db) -> Result<std::optional<FeedRow>> {
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
     q.bind(1, name);
     if (q.executeStep()) {
       return std::optional<FeedRow>(read_feed(q));
@@ -462,9 +512,9 @@ Metadata::find_feed(const std::string& name)
 Result<std::vector<FeedRow>>
 Metadata::list_feeds()
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<FeedRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<FeedRow>> {
     std::vector<FeedRow> out;
-    SQLite::Statement q(db, std::string("SELECT ") + k_feed_columns + " FROM feeds ORDER BY name");
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_feed_columns + " FROM feeds ORDER BY name");
     while (q.executeStep()) {
       out.push_back(read_feed(q));
     }
@@ -476,16 +526,15 @@ Result<FeedRow>
 Metadata::update_feed(const std::string& name, const std::string& description,
                       const std::string& anonymous_access)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<FeedRow> {
-    SQLite::Statement update(
-      db, "UPDATE feeds SET description = ?, anonymous_access = ? WHERE name = ?");
+  return m_impl->write([&](Connection& db) -> Result<FeedRow> {
+    SQLite::Statement& update = db.prepare("UPDATE feeds SET description = ?, anonymous_access = ? WHERE name = ?");
     update.bind(1, description);
     update.bind(2, anonymous_access);
     update.bind(3, name);
     if (update.exec() == 0) {
       return fail(ErrorCode::name_unknown, "feed '" + name + "' does not exist", name);
     }
-    SQLite::Statement q(db, std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
     q.bind(1, name);
     q.executeStep();
     return read_feed(q);
@@ -495,15 +544,15 @@ Metadata::update_feed(const std::string& name, const std::string& description,
 Result<std::vector<std::string>>
 Metadata::delete_feed(const std::string& name)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
+  return m_impl->write([&](Connection& db) -> Result<std::vector<std::string>> {
     std::vector<std::string> uploads;
-    SQLite::Statement q(db, "SELECT u.id FROM uploads u JOIN feeds f ON f.id = u.feed_id "
+    SQLite::Statement& q = db.prepare("SELECT u.id FROM uploads u JOIN feeds f ON f.id = u.feed_id "
                             "WHERE f.name = ?");
     q.bind(1, name);
     while (q.executeStep()) {
       uploads.push_back(column_string(q, 0));
     }
-    SQLite::Statement del(db, "DELETE FROM feeds WHERE name = ?");
+    SQLite::Statement& del = db.prepare("DELETE FROM feeds WHERE name = ?");
     del.bind(1, name);
     if (del.exec() == 0) {
       return fail(ErrorCode::name_unknown, "feed '" + name + "' does not exist", name);
@@ -517,8 +566,8 @@ Metadata::delete_feed(const std::string& name)
 Result<std::optional<RepositoryRow>>
 Metadata::find_repository(const std::string& full_name)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<RepositoryRow>> {
-    SQLite::Statement q(db, "SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
+  return m_impl->run([&](Connection& db) -> Result<std::optional<RepositoryRow>> {
+    SQLite::Statement& q = db.prepare("SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
                             "repositories r JOIN feeds f ON f.id = r.feed_id WHERE r.name = ?");
     q.bind(1, full_name);
     if (!q.executeStep()) {
@@ -533,7 +582,7 @@ Metadata::find_repository(const std::string& full_name)
 Result<std::vector<std::string>>
 Metadata::list_repository_names(const std::string& feed, const std::string& last, int64_t limit)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<std::string>> {
     std::vector<std::string> out;
     // Only repositories holding at least one manifest are listed: a repository
     // whose images were all deleted disappears from the catalog.
@@ -543,7 +592,7 @@ Metadata::list_repository_names(const std::string& feed, const std::string& last
       sql += " AND r.feed_id = (SELECT id FROM feeds WHERE name = ?)";
     }
     sql += " ORDER BY r.name LIMIT ?";
-    SQLite::Statement q(db, sql);
+    SQLite::Statement& q = db.prepare(sql);
     int i = 1;
     q.bind(i++, last);
     if (!feed.empty()) {
@@ -560,7 +609,7 @@ Metadata::list_repository_names(const std::string& feed, const std::string& last
 Result<std::vector<RepositorySummary>>
 Metadata::list_repositories(const std::string& feed)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<RepositorySummary>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<RepositorySummary>> {
     std::vector<RepositorySummary> out;
     std::string sql
       = "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repository_id = r.id), "
@@ -570,7 +619,7 @@ Metadata::list_repositories(const std::string& feed)
       sql += " WHERE r.feed_id = (SELECT id FROM feeds WHERE name = ?)";
     }
     sql += " ORDER BY r.name";
-    SQLite::Statement q(db, sql);
+    SQLite::Statement& q = db.prepare(sql);
     if (!feed.empty()) {
       q.bind(1, feed);
     }
@@ -587,8 +636,8 @@ Metadata::list_repositories(const std::string& feed)
 Result<std::optional<BlobRow>>
 Metadata::find_linked_blob(int64_t repository_id, const std::string& digest)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<BlobRow>> {
-    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+  return m_impl->run([&](Connection& db) -> Result<std::optional<BlobRow>> {
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
                               + " FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
                                 "JOIN repositories r ON r.id = rb.repository_id "
                                 "JOIN feeds f ON f.id = r.feed_id "
@@ -606,7 +655,7 @@ Metadata::find_linked_blob(int64_t repository_id, const std::string& digest)
 Result<std::optional<BlobRow>>
 Metadata::find_blob(int64_t store_id, const std::string& digest)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<BlobRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::optional<BlobRow>> {
     return blob_in_store(db, "b.digest", store_id, digest);
   });
 }
@@ -625,11 +674,10 @@ Metadata::commit_blob(int64_t feed_id, const std::string& repository, int64_t st
                       const std::string& digest, uint64_t size,
                       const std::function<Result<std::string>()>& place_bytes, int64_t now)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<BlobRow> {
+  return m_impl->write([&](Connection& db) -> Result<BlobRow> {
     REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
     REGISTRY_TRY_ASSIGN(std::string object_key, place_bytes());
-    SQLite::Statement upsert(
-      db, "INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
+    SQLite::Statement& upsert = db.prepare("INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, digest) DO UPDATE SET "
           "last_touched_at = excluded.last_touched_at");
     upsert.bind(1, store_id);
@@ -640,7 +688,7 @@ Metadata::commit_blob(int64_t feed_id, const std::string& repository, int64_t st
     upsert.bind(6, now);
     upsert.exec();
     BlobRow row = *blob_in_store(db, "b.digest", store_id, digest);
-    SQLite::Statement link(db, "INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
+    SQLite::Statement& link = db.prepare("INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
                                "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
     link.bind(1, repo_id);
     link.bind(2, row.id);
@@ -654,9 +702,9 @@ Result<bool>
 Metadata::mount_blob(int64_t from_repository_id, int64_t feed_id, const std::string& repository,
                      const std::string& digest, int64_t now)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<bool> {
+  return m_impl->write([&](Connection& db) -> Result<bool> {
     // The blob must be linked to the source and live in the target feed's store.
-    SQLite::Statement q(db, "SELECT b.id FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
+    SQLite::Statement& q = db.prepare("SELECT b.id FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
                             "WHERE rb.repository_id = ? AND b.digest = ? "
                             "AND b.store_id = (SELECT store_id FROM feeds WHERE id = ?)");
     q.bind(1, from_repository_id);
@@ -667,13 +715,13 @@ Metadata::mount_blob(int64_t from_repository_id, int64_t feed_id, const std::str
     }
     int64_t blob_id = q.getColumn(0).getInt64();
     REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
-    SQLite::Statement link(db, "INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
+    SQLite::Statement& link = db.prepare("INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
                                "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
     link.bind(1, repo_id);
     link.bind(2, blob_id);
     link.bind(3, now);
     link.exec();
-    SQLite::Statement touch(db, "UPDATE blobs SET last_touched_at = ? WHERE id = ?");
+    SQLite::Statement& touch = db.prepare("UPDATE blobs SET last_touched_at = ? WHERE id = ?");
     touch.bind(1, now);
     touch.bind(2, blob_id);
     touch.exec();
@@ -684,8 +732,8 @@ Metadata::mount_blob(int64_t from_repository_id, int64_t feed_id, const std::str
 Result<void>
 Metadata::unlink_blob(int64_t repository_id, const std::string& digest)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement del(db, "DELETE FROM repository_blobs WHERE repository_id = ? AND blob_id IN "
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& del = db.prepare("DELETE FROM repository_blobs WHERE repository_id = ? AND blob_id IN "
                               "(SELECT id FROM blobs WHERE digest = ?)");
     del.bind(1, repository_id);
     del.bind(2, digest);
@@ -699,10 +747,9 @@ Metadata::unlink_blob(int64_t repository_id, const std::string& digest)
 Result<void>
 Metadata::touch_blob(int64_t blob_id, int64_t now)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<void> {
+  return m_impl->run([&](Connection& db) -> Result<void> {
     // Only write when the stamp is older than a minute: HEAD storms stay reads.
-    SQLite::Statement touch(
-      db, "UPDATE blobs SET last_touched_at = ? WHERE id = ? AND last_touched_at < ?");
+    SQLite::Statement& touch = db.prepare("UPDATE blobs SET last_touched_at = ? WHERE id = ? AND last_touched_at < ?");
     touch.bind(1, now);
     touch.bind(2, blob_id);
     touch.bind(3, now - 60);
@@ -717,15 +764,13 @@ Result<RepositoryRow>
 Metadata::put_manifest(int64_t feed_id, const std::string& repository,
                        const NewManifest& manifest, const std::string& tag, int64_t now)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<RepositoryRow> {
+  return m_impl->write([&](Connection& db) -> Result<RepositoryRow> {
     REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
-    SQLite::Statement blob_linked(
-      db, "SELECT b.id FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
+    SQLite::Statement& blob_linked = db.prepare("SELECT b.id FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
           "WHERE rb.repository_id = ? AND b.digest = ? "
           "AND b.store_id = (SELECT store_id FROM feeds WHERE id = ?)");
-    SQLite::Statement child_exists(
-      db, "SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?");
-    SQLite::Statement touch(db, "UPDATE blobs SET last_touched_at = ? WHERE id = ?");
+    SQLite::Statement& child_exists = db.prepare("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?");
+    SQLite::Statement& touch = db.prepare("UPDATE blobs SET last_touched_at = ? WHERE id = ?");
     for (const auto& ref : manifest.references) {
       bool found = false;
       if (ref.kind == ManifestReferenceRecord::Kind::blob) {
@@ -756,7 +801,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
     }
     int64_t manifest_id = 0;
     {
-      SQLite::Statement existing(db, "SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
+      SQLite::Statement& existing = db.prepare("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
       existing.bind(1, repo_id);
       existing.bind(2, manifest.digest);
       if (existing.executeStep()) {
@@ -764,8 +809,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       }
     }
     if (manifest_id == 0) {
-      SQLite::Statement insert(
-        db, "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
+      SQLite::Statement& insert = db.prepare("INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
             "subject_digest, annotations, size, bytes, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
       insert.bind(1, repo_id);
       insert.bind(2, manifest.digest);
@@ -778,7 +822,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       insert.bind(9, now);
       insert.exec();
       manifest_id = db.getLastInsertRowid();
-      SQLite::Statement ref_insert(db, "INSERT OR IGNORE INTO manifest_references "
+      SQLite::Statement& ref_insert = db.prepare("INSERT OR IGNORE INTO manifest_references "
                                        "(manifest_id, kind, digest) VALUES (?, ?, ?)");
       for (const auto& ref : manifest.references) {
         ref_insert.reset();
@@ -789,8 +833,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       }
     }
     if (!tag.empty()) {
-      SQLite::Statement set_tag(
-        db, "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES (?, ?, ?, ?) "
+      SQLite::Statement& set_tag = db.prepare("INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, "
             "updated_at = excluded.updated_at");
       set_tag.bind(1, repo_id);
@@ -806,8 +849,8 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
 Result<std::optional<ManifestRow>>
 Metadata::find_manifest(int64_t repository_id, const std::string& digest, bool with_bytes)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<ManifestRow>> {
-    SQLite::Statement q(db, "SELECT " + manifest_columns(with_bytes)
+  return m_impl->run([&](Connection& db) -> Result<std::optional<ManifestRow>> {
+    SQLite::Statement& q = db.prepare("SELECT " + manifest_columns(with_bytes)
                               + " FROM manifests m WHERE m.repository_id = ? AND m.digest = ?");
     q.bind(1, repository_id);
     q.bind(2, digest);
@@ -821,8 +864,8 @@ Metadata::find_manifest(int64_t repository_id, const std::string& digest, bool w
 Result<std::optional<ManifestRow>>
 Metadata::find_tagged_manifest(int64_t repository_id, const std::string& tag, bool with_bytes)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<ManifestRow>> {
-    SQLite::Statement q(db, "SELECT " + manifest_columns(with_bytes)
+  return m_impl->run([&](Connection& db) -> Result<std::optional<ManifestRow>> {
+    SQLite::Statement& q = db.prepare("SELECT " + manifest_columns(with_bytes)
                               + " FROM tags t JOIN manifests m ON m.id = t.manifest_id "
                                 "WHERE t.repository_id = ? AND t.name = ?");
     q.bind(1, repository_id);
@@ -837,16 +880,15 @@ Metadata::find_tagged_manifest(int64_t repository_id, const std::string& tag, bo
 Result<std::vector<std::string>>
 Metadata::delete_manifest(int64_t repository_id, const std::string& digest)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
-    SQLite::Statement find(db, "SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
+  return m_impl->write([&](Connection& db) -> Result<std::vector<std::string>> {
+    SQLite::Statement& find = db.prepare("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
     find.bind(1, repository_id);
     find.bind(2, digest);
     if (!find.executeStep()) {
       return fail(ErrorCode::manifest_unknown, "manifest unknown", digest);
     }
     int64_t id = find.getColumn(0).getInt64();
-    SQLite::Statement parent(
-      db, "SELECT m.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id "
+    SQLite::Statement& parent = db.prepare("SELECT m.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id "
           "WHERE r.digest = ? AND r.kind = 1 AND m.repository_id = ? LIMIT 1");
     parent.bind(1, digest);
     parent.bind(2, repository_id);
@@ -857,12 +899,12 @@ Metadata::delete_manifest(int64_t repository_id, const std::string& digest)
                   column_string(parent, 0));
     }
     std::vector<std::string> tags;
-    SQLite::Statement tq(db, "SELECT name FROM tags WHERE manifest_id = ? ORDER BY name");
+    SQLite::Statement& tq = db.prepare("SELECT name FROM tags WHERE manifest_id = ? ORDER BY name");
     tq.bind(1, id);
     while (tq.executeStep()) {
       tags.push_back(column_string(tq, 0));
     }
-    SQLite::Statement del(db, "DELETE FROM manifests WHERE id = ?");
+    SQLite::Statement& del = db.prepare("DELETE FROM manifests WHERE id = ?");
     del.bind(1, id);
     del.exec();
     return tags;
@@ -872,8 +914,8 @@ Metadata::delete_manifest(int64_t repository_id, const std::string& digest)
 Result<void>
 Metadata::delete_tag(int64_t repository_id, const std::string& tag)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement del(db, "DELETE FROM tags WHERE repository_id = ? AND name = ?");
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& del = db.prepare("DELETE FROM tags WHERE repository_id = ? AND name = ?");
     del.bind(1, repository_id);
     del.bind(2, tag);
     if (del.exec() == 0) {
@@ -886,9 +928,9 @@ Metadata::delete_tag(int64_t repository_id, const std::string& tag)
 Result<std::vector<TagRow>>
 Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limit)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<TagRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<TagRow>> {
     std::vector<TagRow> out;
-    SQLite::Statement q(db, "SELECT t.name, m.digest, t.updated_at FROM tags t JOIN manifests m "
+    SQLite::Statement& q = db.prepare("SELECT t.name, m.digest, t.updated_at FROM tags t JOIN manifests m "
                             "ON m.id = t.manifest_id WHERE t.repository_id = ? AND t.name > ? "
                             "ORDER BY t.name LIMIT ?");
     q.bind(1, repository_id);
@@ -904,9 +946,9 @@ Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limi
 Result<std::vector<std::string>>
 Metadata::tags_of(int64_t repository_id, const std::string& digest)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<std::string>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<std::string>> {
     std::vector<std::string> out;
-    SQLite::Statement q(db, "SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id "
+    SQLite::Statement& q = db.prepare("SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id "
                             "WHERE m.repository_id = ? AND m.digest = ? ORDER BY t.name");
     q.bind(1, repository_id);
     q.bind(2, digest);
@@ -921,7 +963,7 @@ Result<std::vector<ManifestRow>>
 Metadata::list_referrers(int64_t repository_id, const std::string& digest,
                          const std::string& artifact_type)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<ManifestRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<ManifestRow>> {
     std::vector<ManifestRow> out;
     std::string sql = "SELECT " + manifest_columns(false)
                       + " FROM manifests m WHERE m.repository_id = ? AND m.subject_digest = ?";
@@ -929,7 +971,7 @@ Metadata::list_referrers(int64_t repository_id, const std::string& digest,
       sql += " AND m.artifact_type = ?";
     }
     sql += " ORDER BY m.digest";
-    SQLite::Statement q(db, sql);
+    SQLite::Statement& q = db.prepare(sql);
     q.bind(1, repository_id);
     q.bind(2, digest);
     if (!artifact_type.empty()) {
@@ -945,9 +987,9 @@ Metadata::list_referrers(int64_t repository_id, const std::string& digest,
 Result<std::vector<ManifestReferenceRecord>>
 Metadata::manifest_references(int64_t manifest_id)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<ManifestReferenceRecord>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<ManifestReferenceRecord>> {
     std::vector<ManifestReferenceRecord> out;
-    SQLite::Statement q(db, "SELECT kind, digest FROM manifest_references WHERE manifest_id = ?");
+    SQLite::Statement& q = db.prepare("SELECT kind, digest FROM manifest_references WHERE manifest_id = ?");
     q.bind(1, manifest_id);
     while (q.executeStep()) {
       out.push_back({q.getColumn(0).getInt() == 0 ? ManifestReferenceRecord::Kind::blob
@@ -964,8 +1006,8 @@ Result<bool>
 Metadata::acquire_lock(const std::string& name, const std::string& holder, int64_t now,
                        int64_t ttl, std::string* current, const std::string& stale_holder)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<bool> {
-    SQLite::Statement q(db, "SELECT holder, expires_at FROM locks WHERE name = ?");
+  return m_impl->write([&](Connection& db) -> Result<bool> {
+    SQLite::Statement& q = db.prepare("SELECT holder, expires_at FROM locks WHERE name = ?");
     q.bind(1, name);
     if (q.executeStep()) {
       std::string owner = column_string(q, 0);
@@ -977,7 +1019,7 @@ Metadata::acquire_lock(const std::string& name, const std::string& holder, int64
         return false;
       }
     }
-    SQLite::Statement take(db, "INSERT INTO locks (name, holder, acquired_at, expires_at) "
+    SQLite::Statement& take = db.prepare("INSERT INTO locks (name, holder, acquired_at, expires_at) "
                                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
                                "holder = excluded.holder, acquired_at = excluded.acquired_at, "
                                "expires_at = excluded.expires_at");
@@ -993,8 +1035,8 @@ Metadata::acquire_lock(const std::string& name, const std::string& holder, int64
 Result<void>
 Metadata::release_lock(const std::string& name, const std::string& holder)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement del(db, "DELETE FROM locks WHERE name = ? AND holder = ?");
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& del = db.prepare("DELETE FROM locks WHERE name = ? AND holder = ?");
     del.bind(1, name);
     del.bind(2, holder);
     del.exec();
@@ -1012,7 +1054,7 @@ const char* const k_unreferenced
 Result<std::vector<BlobRow>>
 Metadata::list_unreferenced_blobs(int64_t after_id, int64_t cutoff, int64_t feed_id, int64_t limit)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<BlobRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<BlobRow>> {
     std::vector<BlobRow> out;
     std::string sql = std::string("SELECT ") + k_blob_columns
                       + " FROM blobs b WHERE b.id > ? AND b.last_touched_at <= ? AND "
@@ -1022,7 +1064,7 @@ Metadata::list_unreferenced_blobs(int64_t after_id, int64_t cutoff, int64_t feed
              "r.id = rb.repository_id WHERE rb.blob_id = b.id AND r.feed_id = ?)";
     }
     sql += " ORDER BY b.id LIMIT ?";
-    SQLite::Statement q(db, sql);
+    SQLite::Statement& q = db.prepare(sql);
     int i = 1;
     q.bind(i++, after_id);
     q.bind(i++, cutoff);
@@ -1041,12 +1083,12 @@ Result<std::vector<BlobRow>>
 Metadata::delete_unreferenced_blobs(const std::vector<int64_t>& ids, int64_t cutoff,
                                     const std::function<Result<void>(const BlobRow&)>& remove_bytes)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<std::vector<BlobRow>> {
+  return m_impl->write([&](Connection& db) -> Result<std::vector<BlobRow>> {
     std::vector<BlobRow> deleted;
-    SQLite::Statement check(db, std::string("SELECT ") + k_blob_columns
+    SQLite::Statement& check = db.prepare(std::string("SELECT ") + k_blob_columns
                                   + " FROM blobs b WHERE b.id = ? AND b.last_touched_at <= ? AND "
                                   + k_unreferenced);
-    SQLite::Statement del(db, "DELETE FROM blobs WHERE id = ?");
+    SQLite::Statement& del = db.prepare("DELETE FROM blobs WHERE id = ?");
     for (int64_t id : ids) {
       check.reset();
       check.bind(1, id);
@@ -1077,7 +1119,7 @@ const char* const k_untagged_condition
 Result<std::vector<ManifestRow>>
 Metadata::list_untagged_manifests(int64_t feed_id, int64_t cutoff, int64_t after_id, int64_t limit)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<ManifestRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<ManifestRow>> {
     std::vector<ManifestRow> out;
     std::string sql = "SELECT " + manifest_columns(false)
                       + " FROM manifests m WHERE m.id > ? AND m.pushed_at <= ? AND"
@@ -1086,7 +1128,7 @@ Metadata::list_untagged_manifests(int64_t feed_id, int64_t cutoff, int64_t after
       sql += " AND m.repository_id IN (SELECT id FROM repositories WHERE feed_id = ?)";
     }
     sql += " ORDER BY m.id LIMIT ?";
-    SQLite::Statement q(db, sql);
+    SQLite::Statement& q = db.prepare(sql);
     int i = 1;
     q.bind(i++, after_id);
     q.bind(i++, cutoff);
@@ -1104,8 +1146,8 @@ Metadata::list_untagged_manifests(int64_t feed_id, int64_t cutoff, int64_t after
 Result<bool>
 Metadata::delete_untagged_manifest(int64_t manifest_id, int64_t cutoff)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<bool> {
-    SQLite::Statement del(db, std::string("DELETE FROM manifests AS m WHERE m.id = ? AND "
+  return m_impl->write([&](Connection& db) -> Result<bool> {
+    SQLite::Statement& del = db.prepare(std::string("DELETE FROM manifests AS m WHERE m.id = ? AND "
                                           "m.pushed_at <= ? AND")
                                 + k_untagged_condition);
     del.bind(1, manifest_id);
@@ -1117,9 +1159,9 @@ Metadata::delete_untagged_manifest(int64_t manifest_id, int64_t cutoff)
 Result<std::vector<std::pair<int64_t, int64_t>>>
 Metadata::manifests_referencing(const std::string& digest, bool as_manifest)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<std::pair<int64_t, int64_t>>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<std::pair<int64_t, int64_t>>> {
     std::vector<std::pair<int64_t, int64_t>> out;
-    SQLite::Statement q(db, "SELECT m.id, m.repository_id FROM manifest_references r JOIN "
+    SQLite::Statement& q = db.prepare("SELECT m.id, m.repository_id FROM manifest_references r JOIN "
                             "manifests m ON m.id = r.manifest_id WHERE r.digest = ? AND r.kind = ?");
     q.bind(1, digest);
     q.bind(2, as_manifest ? 1 : 0);
@@ -1133,9 +1175,9 @@ Metadata::manifests_referencing(const std::string& digest, bool as_manifest)
 Result<std::vector<BlobRow>>
 Metadata::list_blob_rows(int64_t after_id, int64_t limit)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<BlobRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<BlobRow>> {
     std::vector<BlobRow> out;
-    SQLite::Statement q(db, std::string("SELECT ") + k_blob_columns
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
                               + " FROM blobs b WHERE b.id > ? ORDER BY b.id LIMIT ?");
     q.bind(1, after_id);
     q.bind(2, limit);
@@ -1149,7 +1191,7 @@ Metadata::list_blob_rows(int64_t after_id, int64_t limit)
 Result<std::optional<BlobRow>>
 Metadata::find_blob_by_key(int64_t store_id, const std::string& key)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<BlobRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::optional<BlobRow>> {
     return blob_in_store(db, "b.object_key", store_id, key);
   });
 }
@@ -1157,8 +1199,8 @@ Metadata::find_blob_by_key(int64_t store_id, const std::string& key)
 Result<void>
 Metadata::delete_blob_row(int64_t id)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement del(db, "DELETE FROM blobs WHERE id = ?");
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& del = db.prepare("DELETE FROM blobs WHERE id = ?");
     del.bind(1, id);
     del.exec();
     return ok();
@@ -1168,10 +1210,9 @@ Metadata::delete_blob_row(int64_t id)
 Result<std::vector<DanglingReference>>
 Metadata::dangling_references(int64_t limit)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<DanglingReference>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<DanglingReference>> {
     std::vector<DanglingReference> out;
-    SQLite::Statement q(
-      db, "SELECT rp.name, m.digest, r.digest, r.kind FROM manifest_references r "
+    SQLite::Statement& q = db.prepare("SELECT rp.name, m.digest, r.digest, r.kind FROM manifest_references r "
           "JOIN manifests m ON m.id = r.manifest_id "
           "JOIN repositories rp ON rp.id = m.repository_id "
           "JOIN feeds f ON f.id = rp.feed_id WHERE "
@@ -1191,8 +1232,8 @@ Metadata::dangling_references(int64_t limit)
 Result<StoreStats>
 Metadata::store_stats(int64_t store_id)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<StoreStats> {
-    SQLite::Statement q(db, "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE store_id = ?");
+  return m_impl->run([&](Connection& db) -> Result<StoreStats> {
+    SQLite::Statement& q = db.prepare("SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE store_id = ?");
     q.bind(1, store_id);
     q.executeStep();
     return StoreStats{q.getColumn(0).getInt64(), static_cast<uint64_t>(q.getColumn(1).getInt64())};
@@ -1214,13 +1255,13 @@ const char* const k_user_columns = "id, name, password_hash, disabled, created_a
 Result<UserRow>
 Metadata::create_user(const std::string& name, const std::string& password_hash, int64_t now)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<UserRow> {
-    SQLite::Statement exists(db, "SELECT 1 FROM users WHERE name = ?");
+  return m_impl->write([&](Connection& db) -> Result<UserRow> {
+    SQLite::Statement& exists = db.prepare("SELECT 1 FROM users WHERE name = ?");
     exists.bind(1, name);
     if (exists.executeStep()) {
       return fail(ErrorCode::already_exists, "user '" + name + "' already exists", name);
     }
-    SQLite::Statement insert(db, "INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)");
+    SQLite::Statement& insert = db.prepare("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)");
     insert.bind(1, name);
     insert.bind(2, password_hash);
     insert.bind(3, now);
@@ -1232,8 +1273,8 @@ Metadata::create_user(const std::string& name, const std::string& password_hash,
 Result<std::optional<UserRow>>
 Metadata::find_user(const std::string& name)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<UserRow>> {
-    SQLite::Statement q(db, std::string("SELECT ") + k_user_columns + " FROM users WHERE name = ?");
+  return m_impl->run([&](Connection& db) -> Result<std::optional<UserRow>> {
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_user_columns + " FROM users WHERE name = ?");
     q.bind(1, name);
     if (q.executeStep()) {
       return std::optional<UserRow>(read_user(q));
@@ -1245,9 +1286,9 @@ Metadata::find_user(const std::string& name)
 Result<std::vector<UserRow>>
 Metadata::list_users()
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<UserRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<UserRow>> {
     std::vector<UserRow> out;
-    SQLite::Statement q(db, std::string("SELECT ") + k_user_columns + " FROM users ORDER BY name");
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_user_columns + " FROM users ORDER BY name");
     while (q.executeStep()) {
       out.push_back(read_user(q));
     }
@@ -1258,7 +1299,7 @@ Metadata::list_users()
 Result<int64_t>
 Metadata::count_users()
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<int64_t> {
+  return m_impl->run([&](Connection& db) -> Result<int64_t> {
     return db.execAndGet("SELECT count(*) FROM users").getInt64();
   });
 }
@@ -1267,8 +1308,8 @@ Result<void>
 Metadata::update_user(const std::string& name, const std::optional<std::string>& password_hash,
                       std::optional<bool> disabled)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement q(db, "UPDATE users SET password_hash = coalesce(?, password_hash), "
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("UPDATE users SET password_hash = coalesce(?, password_hash), "
                             "disabled = coalesce(?, disabled) WHERE name = ?");
     if (password_hash) {
       q.bind(1, *password_hash);
@@ -1291,8 +1332,8 @@ Metadata::update_user(const std::string& name, const std::optional<std::string>&
 Result<void>
 Metadata::delete_user(const std::string& name)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement q(db, "DELETE FROM users WHERE name = ?");
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("DELETE FROM users WHERE name = ?");
     q.bind(1, name);
     if (q.exec() == 0) {
       return fail(ErrorCode::not_found, "user '" + name + "' does not exist", name);
@@ -1307,8 +1348,8 @@ Result<void>
 Metadata::create_upload(const std::string& id, int64_t feed_id, const std::string& repository,
                         int64_t store_id, int64_t now)
 {
-  return m_impl->write([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement insert(db, "INSERT INTO uploads (id, feed_id, repository, store_id, "
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& insert = db.prepare("INSERT INTO uploads (id, feed_id, repository, store_id, "
                                  "started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)");
     insert.bind(1, id);
     insert.bind(2, feed_id);
@@ -1324,8 +1365,8 @@ Metadata::create_upload(const std::string& id, int64_t feed_id, const std::strin
 Result<std::optional<UploadRow>>
 Metadata::find_upload(const std::string& id)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::optional<UploadRow>> {
-    SQLite::Statement q(db, "SELECT id, feed_id, repository, store_id, started_at, updated_at "
+  return m_impl->run([&](Connection& db) -> Result<std::optional<UploadRow>> {
+    SQLite::Statement& q = db.prepare("SELECT id, feed_id, repository, store_id, started_at, updated_at "
                             "FROM uploads WHERE id = ?");
     q.bind(1, id);
     if (!q.executeStep()) {
@@ -1345,8 +1386,8 @@ Metadata::find_upload(const std::string& id)
 Result<void>
 Metadata::touch_upload(const std::string& id, int64_t now)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement q(db, "UPDATE uploads SET updated_at = ? WHERE id = ?");
+  return m_impl->run([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("UPDATE uploads SET updated_at = ? WHERE id = ?");
     q.bind(1, now);
     q.bind(2, id);
     q.exec();
@@ -1357,8 +1398,8 @@ Metadata::touch_upload(const std::string& id, int64_t now)
 Result<void>
 Metadata::delete_upload(const std::string& id)
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<void> {
-    SQLite::Statement q(db, "DELETE FROM uploads WHERE id = ?");
+  return m_impl->run([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("DELETE FROM uploads WHERE id = ?");
     q.bind(1, id);
     q.exec();
     return ok();
@@ -1368,9 +1409,9 @@ Metadata::delete_upload(const std::string& id)
 Result<std::vector<UploadRow>>
 Metadata::list_uploads()
 {
-  return m_impl->run([&](SQLite::Database& db) -> Result<std::vector<UploadRow>> {
+  return m_impl->run([&](Connection& db) -> Result<std::vector<UploadRow>> {
     std::vector<UploadRow> out;
-    SQLite::Statement q(db, "SELECT id, feed_id, repository, store_id, started_at, updated_at "
+    SQLite::Statement& q = db.prepare("SELECT id, feed_id, repository, store_id, started_at, updated_at "
                             "FROM uploads ORDER BY started_at");
     while (q.executeStep()) {
       UploadRow row;

@@ -50,7 +50,11 @@ Registry::stat_blob(std::string_view repository, std::string_view digest)
   if (!blob) {
     return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
   }
-  (void)m_metadata->touch_blob(blob->id, now());
+  // A HEAD counts as use for the gc grace, but a write only every minute: the
+  // row we just read says whether one is due, so HEAD storms stay reads.
+  if (blob->last_touched_at < now() - 60) {
+    (void)m_metadata->touch_blob(blob->id, now());
+  }
   return BlobInfo{parsed, blob->size};
 }
 
