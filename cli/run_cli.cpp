@@ -40,6 +40,8 @@ run_cli(int argc, char** argv)
   add_upload_commands(app, ctx);
   add_gc_commands(app, ctx);
   add_user_commands(app, ctx);
+  add_privilege_commands(app, ctx);
+  add_key_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -76,7 +76,9 @@ authorize(RequestContext& ctx, const std::string& repository, std::optional<Acti
   auto& accounts = ctx.registry.accounts();
   REGISTRY_TRY_ASSIGN(bool open, accounts.open_access());
   if (open) {
-    return ok(); // no users yet: the local default (serve warns about it)
+    // No users yet: the local default (serve warns about it).
+    ctx.principal = service::Principal{service::Principal::Kind::user, "", 0, true, 0, {}};
+    return ok();
   }
   std::string header = ctx.req.get_header_value("Authorization");
   std::optional<std::string> decoded;
@@ -94,23 +96,53 @@ authorize(RequestContext& ctx, const std::string& repository, std::optional<Acti
   // (containers/image does): that is an anonymous request.
   if (decoded && *decoded != ":") {
     size_t colon = decoded->find(':');
-    REGISTRY_TRY_ASSIGN(auto user, accounts.authenticate(decoded->substr(0, colon),
-                                                         decoded->substr(colon + 1)));
-    if (!user) {
+    REGISTRY_TRY_ASSIGN(auto principal,
+                        accounts.login(decoded->substr(0, colon), decoded->substr(colon + 1)));
+    if (!principal) {
       return challenge(ctx, "invalid username or password");
     }
-    // TODO(registryctl): feed-scoped privileges; until then a user may do everything.
+    ctx.principal = std::move(*principal);
+  }
+  bool anonymous = ctx.principal.kind == service::Principal::Kind::anonymous;
+  if (repository.empty() || !action) {
+    // /v2/ and the catalog: any signed-in principal (the catalog filters by feed).
+    if (anonymous) {
+      return challenge(ctx, "authentication required");
+    }
     return ok();
   }
-  // Anonymous: only pulls from feeds that allow anonymous pull.
-  if (action == Action::pull && !repository.empty()) {
-    std::string feed = repository.substr(0, repository.find('/'));
-    auto row = ctx.registry.metadata().find_feed(feed);
-    if (row && *row && (*row)->anonymous_access == "pull") {
+  // An unknown feed answers like a forbidden one: nothing leaks its existence.
+  std::string feed_name = repository.substr(0, repository.find('/'));
+  REGISTRY_TRY_ASSIGN(auto feed, ctx.registry.metadata().find_feed(feed_name));
+  service::Privilege wanted = *action == Action::pull   ? service::Privilege::pull
+                              : *action == Action::push ? service::Privilege::push
+                                                        : service::Privilege::remove;
+  if (feed) {
+    REGISTRY_TRY_ASSIGN(bool allowed, accounts.may(ctx.principal, *feed, wanted));
+    if (allowed) {
       return ok();
     }
+  } else if (ctx.principal.admin) {
+    return ok(); // the handler answers NAME_UNKNOWN
   }
-  return challenge(ctx, "authentication required");
+  if (anonymous) {
+    return challenge(ctx, "authentication required");
+  }
+  return fail(ErrorCode::denied, std::string("requested access to the resource is denied: ")
+                                   + service::to_string(wanted) + " on feed '" + feed_name + "'",
+              repository);
+}
+
+bool
+may_pull(RequestContext& ctx, const std::string& repository)
+{
+  std::string feed_name = repository.substr(0, repository.find('/'));
+  auto feed = ctx.registry.metadata().find_feed(feed_name);
+  if (!feed || !*feed) {
+    return false;
+  }
+  auto allowed = ctx.registry.accounts().may(ctx.principal, **feed, service::Privilege::pull);
+  return allowed && *allowed;
 }
 
 } // namespace registry::server

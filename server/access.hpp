@@ -13,10 +13,16 @@ std::optional<Action> required_action(const std::string& method);
 
 // Decides whether the request may perform `action` on `repository` (empty for
 // registry-wide routes). unauthorized (with a challenge) or denied otherwise.
-// With no users the registry is open. Otherwise: valid Basic credentials may do
-// everything (privileges per feed come later); anonymous requests may pull from
-// feeds whose anonymous access is "pull"; the rest gets 401 with a challenge.
+// With no users the registry is open. Otherwise Basic credentials (a user's
+// password, or an API key as the password of "api" or of its owner) name a
+// principal whose privileges on the repository's feed decide: 403 DENIED when
+// it lacks them. Anonymous requests may pull from feeds whose anonymous access
+// is "pull"; otherwise they get 401 with a Basic challenge.
 Result<void> authorize(RequestContext& ctx, const std::string& repository,
                        std::optional<Action> action);
+
+// Whether the request's principal may pull from `repository`'s feed (cross-
+// repository mount sources, catalog entries). REQUIRES: authorize() ran.
+bool may_pull(RequestContext& ctx, const std::string& repository);
 
 } // namespace registry::server

@@ -101,7 +101,7 @@ struct HttpServer::Impl {
   dispatch(const httplib::Request& req, httplib::Response& res,
            const httplib::ContentReader* reader)
   {
-    RequestContext ctx{req, res, reader, registry, options, parse_route(req.path)};
+    RequestContext ctx{req, res, reader, registry, options, parse_route(req.path), {}, false};
     res.set_header(k_api_version_header, "registry/2.0");
     if (ctx.route.kind == RouteKind::not_found) {
       ctx.drain_body();

@@ -25,6 +25,7 @@ struct RequestContext {
   service::Registry& registry;
   const ServerOptions& options;
   Route route;
+  service::Principal principal; // set by authorize()
   bool body_consumed = false;
 
   bool

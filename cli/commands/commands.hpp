@@ -15,5 +15,7 @@ void add_image_commands(CLI::App& app, AppContext& ctx);
 void add_upload_commands(CLI::App& app, AppContext& ctx);
 void add_gc_commands(CLI::App& app, AppContext& ctx);
 void add_user_commands(CLI::App& app, AppContext& ctx);
+void add_privilege_commands(CLI::App& app, AppContext& ctx);
+void add_key_commands(CLI::App& app, AppContext& ctx);
 
 } // namespace registry::cli

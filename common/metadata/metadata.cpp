@@ -137,6 +137,29 @@ CREATE TABLE users (
   created_at INTEGER NOT NULL
 );
 )sql",
+  // 4: server admins, feed-scoped privileges, API keys (hashes only)
+  R"sql(
+ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET admin = 1 WHERE id = (SELECT min(id) FROM users);
+CREATE TABLE grants (
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  feed_id INTEGER NOT NULL DEFAULT 0,
+  privilege TEXT NOT NULL,
+  PRIMARY KEY (user_id, feed_id, privilege)
+) WITHOUT ROWID;
+CREATE TABLE api_keys (
+  id INTEGER PRIMARY KEY,
+  prefix TEXT NOT NULL UNIQUE,
+  key_hash TEXT NOT NULL UNIQUE,
+  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+  feed_id INTEGER REFERENCES feeds(id) ON DELETE CASCADE,
+  privileges TEXT NOT NULL DEFAULT '',
+  description TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL DEFAULT 0,
+  last_used_at INTEGER NOT NULL DEFAULT 0
+);
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -552,6 +575,12 @@ Metadata::delete_feed(const std::string& name)
     while (q.executeStep()) {
       uploads.push_back(column_string(q, 0));
     }
+    // Grants name feeds by id without a foreign key (0 means every feed): drop
+    // them with the feed, so a later feed reusing the id inherits nothing.
+    SQLite::Statement& grants = db.prepare(
+      "DELETE FROM grants WHERE feed_id = (SELECT id FROM feeds WHERE name = ?)");
+    grants.bind(1, name);
+    grants.exec();
     SQLite::Statement& del = db.prepare("DELETE FROM feeds WHERE name = ?");
     del.bind(1, name);
     if (del.exec() == 0) {
@@ -1247,9 +1276,9 @@ UserRow
 read_user(SQLite::Statement& q)
 {
   return UserRow{q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2),
-                 q.getColumn(3).getInt() != 0, q.getColumn(4).getInt64()};
+                 q.getColumn(3).getInt() != 0, q.getColumn(4).getInt64(), q.getColumn(5).getInt() != 0};
 }
-const char* const k_user_columns = "id, name, password_hash, disabled, created_at";
+const char* const k_user_columns = "id, name, password_hash, disabled, created_at, admin";
 } // namespace
 
 Result<UserRow>
@@ -1266,7 +1295,7 @@ Metadata::create_user(const std::string& name, const std::string& password_hash,
     insert.bind(2, password_hash);
     insert.bind(3, now);
     insert.exec();
-    return UserRow{db.getLastInsertRowid(), name, password_hash, false, now};
+    return UserRow{db.getLastInsertRowid(), name, password_hash, false, now, false};
   });
 }
 
@@ -1338,6 +1367,203 @@ Metadata::delete_user(const std::string& name)
     if (q.exec() == 0) {
       return fail(ErrorCode::not_found, "user '" + name + "' does not exist", name);
     }
+    return ok();
+  });
+}
+
+Result<void>
+Metadata::set_admin(const std::string& name, bool admin)
+{
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("UPDATE users SET admin = ? WHERE name = ?");
+    q.bind(1, admin ? 1 : 0);
+    q.bind(2, name);
+    if (q.exec() == 0) {
+      return fail(ErrorCode::not_found, "user '" + name + "' does not exist", name);
+    }
+    return ok();
+  });
+}
+
+Result<std::optional<UserRow>>
+Metadata::find_user_by_id(int64_t id)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::optional<UserRow>> {
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_user_columns + " FROM users WHERE id = ?");
+    q.bind(1, id);
+    if (q.executeStep()) {
+      return std::optional<UserRow>(read_user(q));
+    }
+    return std::optional<UserRow>();
+  });
+}
+
+// --- privileges ---
+
+Result<void>
+Metadata::add_grant(int64_t user_id, int64_t feed_id, const std::string& privilege)
+{
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare(
+      "INSERT OR IGNORE INTO grants (user_id, feed_id, privilege) VALUES (?, ?, ?)");
+    q.bind(1, user_id);
+    q.bind(2, feed_id);
+    q.bind(3, privilege);
+    q.exec();
+    return ok();
+  });
+}
+
+Result<bool>
+Metadata::remove_grant(int64_t user_id, int64_t feed_id, const std::string& privilege)
+{
+  return m_impl->write([&](Connection& db) -> Result<bool> {
+    SQLite::Statement& q
+      = db.prepare("DELETE FROM grants WHERE user_id = ? AND feed_id = ? AND privilege = ?");
+    q.bind(1, user_id);
+    q.bind(2, feed_id);
+    q.bind(3, privilege);
+    return q.exec() > 0;
+  });
+}
+
+Result<std::vector<GrantRow>>
+Metadata::list_grants(const std::string& user)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::vector<GrantRow>> {
+    std::vector<GrantRow> out;
+    std::string sql = "SELECT u.name, coalesce(f.name, ''), g.privilege FROM grants g "
+                      "JOIN users u ON u.id = g.user_id LEFT JOIN feeds f ON f.id = g.feed_id "
+                      "WHERE (g.feed_id = 0 OR f.id IS NOT NULL)";
+    if (!user.empty()) {
+      sql += " AND u.name = ?";
+    }
+    sql += " ORDER BY u.name, 2, g.privilege";
+    SQLite::Statement& q = db.prepare(sql);
+    if (!user.empty()) {
+      q.bind(1, user);
+    }
+    while (q.executeStep()) {
+      out.push_back({column_string(q, 0), column_string(q, 1), column_string(q, 2)});
+    }
+    return out;
+  });
+}
+
+Result<std::vector<std::string>>
+Metadata::privileges_of(int64_t user_id, int64_t feed_id)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    SQLite::Statement& q = db.prepare(
+      "SELECT privilege FROM grants WHERE user_id = ? AND (feed_id = ? OR feed_id = 0)");
+    q.bind(1, user_id);
+    q.bind(2, feed_id);
+    while (q.executeStep()) {
+      out.push_back(column_string(q, 0));
+    }
+    return out;
+  });
+}
+
+// --- API keys ---
+
+namespace {
+const char* const k_key_columns
+  = "k.id, k.prefix, k.key_hash, coalesce(k.user_id, 0), coalesce(u.name, ''), "
+    "coalesce(k.feed_id, 0), coalesce(f.name, ''), k.privileges, k.description, k.created_at, "
+    "k.expires_at, k.last_used_at FROM api_keys k LEFT JOIN users u ON u.id = k.user_id "
+    "LEFT JOIN feeds f ON f.id = k.feed_id";
+
+ApiKeyRow
+read_key(SQLite::Statement& q)
+{
+  ApiKeyRow k;
+  k.id = q.getColumn(0).getInt64();
+  k.prefix = column_string(q, 1);
+  k.key_hash = column_string(q, 2);
+  k.user_id = q.getColumn(3).getInt64();
+  k.user = column_string(q, 4);
+  k.feed_id = q.getColumn(5).getInt64();
+  k.feed = column_string(q, 6);
+  k.privileges = column_string(q, 7);
+  k.description = column_string(q, 8);
+  k.created_at = q.getColumn(9).getInt64();
+  k.expires_at = q.getColumn(10).getInt64();
+  k.last_used_at = q.getColumn(11).getInt64();
+  return k;
+}
+} // namespace
+
+Result<ApiKeyRow>
+Metadata::create_key(const ApiKeyRow& key)
+{
+  return m_impl->write([&](Connection& db) -> Result<ApiKeyRow> {
+    SQLite::Statement& q = db.prepare(
+      "INSERT INTO api_keys (prefix, key_hash, user_id, feed_id, privileges, description, "
+      "created_at, expires_at) VALUES (?, ?, nullif(?, 0), nullif(?, 0), ?, ?, ?, ?)");
+    q.bind(1, key.prefix);
+    q.bind(2, key.key_hash);
+    q.bind(3, key.user_id);
+    q.bind(4, key.feed_id);
+    q.bind(5, key.privileges);
+    q.bind(6, key.description);
+    q.bind(7, key.created_at);
+    q.bind(8, key.expires_at);
+    q.exec();
+    ApiKeyRow row = key;
+    row.id = db.getLastInsertRowid();
+    return row;
+  });
+}
+
+Result<std::optional<ApiKeyRow>>
+Metadata::find_key_by_hash(const std::string& key_hash)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::optional<ApiKeyRow>> {
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_key_columns + " WHERE k.key_hash = ?");
+    q.bind(1, key_hash);
+    if (q.executeStep()) {
+      return std::optional<ApiKeyRow>(read_key(q));
+    }
+    return std::optional<ApiKeyRow>();
+  });
+}
+
+Result<std::vector<ApiKeyRow>>
+Metadata::list_keys()
+{
+  return m_impl->run([&](Connection& db) -> Result<std::vector<ApiKeyRow>> {
+    std::vector<ApiKeyRow> out;
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_key_columns + " ORDER BY k.created_at, k.id");
+    while (q.executeStep()) {
+      out.push_back(read_key(q));
+    }
+    return out;
+  });
+}
+
+Result<void>
+Metadata::revoke_key(const std::string& prefix)
+{
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("DELETE FROM api_keys WHERE prefix = ?");
+    q.bind(1, prefix);
+    if (q.exec() == 0) {
+      return fail(ErrorCode::not_found, "no API key with prefix '" + prefix + "'", prefix);
+    }
+    return ok();
+  });
+}
+
+Result<void>
+Metadata::touch_key(int64_t id, int64_t now)
+{
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?");
+    q.bind(1, now);
+    q.bind(2, id);
+    q.exec();
     return ok();
   });
 }

@@ -123,6 +123,28 @@ struct UserRow {
   std::string password_hash;
   bool disabled = false;
   int64_t created_at = 0;
+  bool admin = false;
+};
+
+struct GrantRow {
+  std::string user;
+  std::string feed; // empty: every feed
+  std::string privilege;
+};
+
+struct ApiKeyRow {
+  int64_t id = 0;
+  std::string prefix; // the first characters of the key, shown in listings
+  std::string key_hash;
+  int64_t user_id = 0; // 0 for a feed-scoped key
+  std::string user;
+  int64_t feed_id = 0; // 0 for a user key
+  std::string feed;
+  std::string privileges; // comma list, feed-scoped keys only
+  std::string description;
+  int64_t created_at = 0;
+  int64_t expires_at = 0; // 0: never
+  int64_t last_used_at = 0;
 };
 
 struct StoreRow {
@@ -294,6 +316,25 @@ public:
   Result<void> update_user(const std::string& name, const std::optional<std::string>& password_hash,
                            std::optional<bool> disabled);
   Result<void> delete_user(const std::string& name);
+  Result<void> set_admin(const std::string& name, bool admin);
+
+  // --- privileges ---
+  // `feed_id` 0 grants on every feed. Idempotent.
+  Result<void> add_grant(int64_t user_id, int64_t feed_id, const std::string& privilege);
+  // Returns false when there was no such grant.
+  Result<bool> remove_grant(int64_t user_id, int64_t feed_id, const std::string& privilege);
+  Result<std::vector<GrantRow>> list_grants(const std::string& user);
+  // The privileges `user_id` holds on `feed_id` (directly or on every feed).
+  Result<std::vector<std::string>> privileges_of(int64_t user_id, int64_t feed_id);
+  Result<std::optional<UserRow>> find_user_by_id(int64_t id);
+
+  // --- API keys ---
+  Result<ApiKeyRow> create_key(const ApiKeyRow& key);
+  Result<std::optional<ApiKeyRow>> find_key_by_hash(const std::string& key_hash);
+  Result<std::vector<ApiKeyRow>> list_keys();
+  // Deletes the key whose prefix is `prefix`. not_found when absent.
+  Result<void> revoke_key(const std::string& prefix);
+  Result<void> touch_key(int64_t id, int64_t now);
 
   // --- uploads ---
   Result<void> create_upload(const std::string& id, int64_t feed_id,

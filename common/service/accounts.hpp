@@ -22,6 +22,28 @@
 
 namespace registry::service {
 
+enum class Privilege { pull, push, remove, manage };
+
+// Parses "pull", "push", "delete", "manage". nullopt otherwise.
+std::optional<Privilege> parse_privilege(const std::string& text);
+const char* to_string(Privilege privilege);
+
+// Who a request acts for.
+struct Principal {
+  enum class Kind { anonymous, user, key };
+  Kind kind = Kind::anonymous;
+  std::string name; // user name; "api" for a feed-scoped key
+  int64_t user_id = 0;
+  bool admin = false;
+  int64_t key_feed_id = 0;             // feed-scoped key: its feed
+  std::vector<Privilege> key_privileges; // feed-scoped key: what it may do
+};
+
+struct CreatedKey {
+  std::string key; // shown once, never stored
+  metadata::ApiKeyRow row;
+};
+
 class Accounts
 {
 public:
@@ -42,6 +64,32 @@ public:
   // nullopt otherwise (never says which part was wrong).
   Result<std::optional<std::string>> authenticate(const std::string& name,
                                                   const std::string& password);
+
+  // Basic credentials to a principal: a user with its password, "api" with an
+  // API key, or a user name with one of that user's keys. nullopt when invalid,
+  // disabled or expired.
+  Result<std::optional<Principal>> login(const std::string& name, const std::string& secret);
+
+  // Whether `principal` may exercise `privilege` on `feed`. Anyone may pull from
+  // a feed with anonymous pull; a server admin may do everything; push implies
+  // pull.
+  Result<bool> may(const Principal& principal, const metadata::FeedRow& feed, Privilege privilege);
+
+  // --- administration ---
+  // The first user created becomes a server admin (so a fresh server is never
+  // left without one); `admin` makes any other one.
+  Result<void> set_admin(const std::string& name, bool admin);
+  Result<void> grant(const std::string& user, const std::string& feed, Privilege privilege);
+  Result<void> revoke(const std::string& user, const std::string& feed, Privilege privilege);
+  Result<std::vector<metadata::GrantRow>> list_grants(const std::string& user);
+
+  // A key for `user` (acts as that user), or for `feed` with `privileges`.
+  // Exactly one of `user` and `feed` is set. `expires_in` 0: never.
+  Result<CreatedKey> create_key(const std::string& user, const std::string& feed,
+                                const std::vector<Privilege>& privileges, int64_t expires_in,
+                                const std::string& description);
+  Result<std::vector<metadata::ApiKeyRow>> list_keys();
+  Result<void> revoke_key(const std::string& prefix);
 
 private:
   void forget(const std::string& name);

@@ -2,6 +2,7 @@
 // POST/PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/[<uuid>]
 
 #include "common/util/strings.hpp"
+#include "server/access.hpp"
 #include "server/handlers/handlers.hpp"
 
 #include <memory>
@@ -198,7 +199,9 @@ void
 post_upload(RequestContext& ctx)
 {
   const auto& req = ctx.req;
-  if (req.has_param("mount")) {
+  // Mounting needs pull on the source; without it the request falls back to a
+  // plain upload, so it reveals nothing about the source.
+  if (req.has_param("mount") && may_pull(ctx, req.get_param_value("from"))) {
     auto mounted = ctx.registry.mount_blob(ctx.route.name, req.get_param_value("from"),
                                            req.get_param_value("mount"));
     if (!mounted) {

@@ -2,7 +2,10 @@
 
 #include "common/oci/media_types.hpp"
 #include "common/util/strings.hpp"
+#include "server/access.hpp"
 #include "server/handlers/handlers.hpp"
+
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -56,15 +59,39 @@ get_catalog(RequestContext& ctx)
   if (!page) {
     return ctx.write_error(page.error());
   }
-  auto listing = ctx.registry.catalog(ctx.req.get_param_value("feed"), page->last, page->n);
-  if (!listing) {
-    return ctx.write_error(listing.error());
+  // Only repositories of feeds the principal may pull: pages are filled by
+  // reading on until `n` visible names are found (or the end).
+  std::vector<std::string> names;
+  std::string last = page->last;
+  bool more = false;
+  std::map<std::string, bool> feed_visible;
+  while (static_cast<int64_t>(names.size()) < page->n) {
+    auto listing = ctx.registry.catalog(ctx.req.get_param_value("feed"), last,
+                                        page->n - static_cast<int64_t>(names.size()));
+    if (!listing) {
+      return ctx.write_error(listing.error());
+    }
+    for (const auto& name : listing->names) {
+      std::string feed = name.substr(0, name.find('/'));
+      auto [it, fresh] = feed_visible.try_emplace(feed, false);
+      if (fresh) {
+        it->second = may_pull(ctx, name);
+      }
+      if (it->second) {
+        names.push_back(name);
+      }
+    }
+    more = listing->more;
+    if (!more || listing->names.empty()) {
+      break;
+    }
+    last = listing->names.back();
   }
-  if (listing->more && !listing->names.empty()) {
-    set_next_link(ctx, "/v2/_catalog", page->n, listing->names.back());
+  if (more && !names.empty()) {
+    set_next_link(ctx, "/v2/_catalog", page->n, names.back());
   }
   ctx.res.status = 200;
-  ctx.res.set_content(nlohmann::json{{"repositories", listing->names}}.dump(), "application/json");
+  ctx.res.set_content(nlohmann::json{{"repositories", names}}.dump(), "application/json");
 }
 
 void

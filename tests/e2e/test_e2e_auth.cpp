@@ -1,5 +1,6 @@
 // Users and HTTP Basic authentication against the real server.
 
+#include "common/util/file.hpp"
 #include "tests/e2e/fixture.hpp"
 
 using namespace registry::test;
@@ -94,6 +95,102 @@ TEST_SUITE("e2e")
       CHECK_MESSAGE(with_creds.exit_code == 0, with_creds.err);
       auto tags = run_cli(f.data, {"tag", "list", "private/copy", "-o", "json"});
       CHECK(nlohmann::json::parse(tags.out)[0]["digest"] == open_push.digest);
+    }
+  }
+}
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("feed privileges and API keys")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+    REQUIRE(run_cli(f.data, {"feed", "create", "private", "--anonymous", "none"}).exit_code == 0);
+    REQUIRE(run_cli(f.data, {"feed", "create", "secret", "--anonymous", "none"}).exit_code == 0);
+    auto base = c.push_image("main/app", "v1", {"public layer"});
+    auto hidden = c.push_image("secret/app", "v1", {"secret layer"});
+    REQUIRE(run_cli(f.data, {"user", "add", "alice"}, "alice password\n").exit_code == 0);
+    REQUIRE(run_cli(f.data, {"user", "add", "bob"}, "bob password\n").exit_code == 0);
+    auto users = nlohmann::json::parse(run_cli(f.data, {"user", "list", "-o", "json"}).out);
+    CHECK(users[0]["admin"] == true); // the first user is the admin
+    CHECK(users[1]["admin"] == false);
+    auto bob = basic("bob", "bob password");
+    Blob blob = make_blob("bob's layer");
+    auto push_as = [&](const httplib::Headers& who, const std::string& repo) {
+      return c.http().Post("/v2/" + repo + "/blobs/uploads/?digest=" + blob.digest, who, blob.data,
+                           "application/octet-stream");
+    };
+
+    SUBCASE("privileges decide, 403 DENIED when signed in without them")
+    {
+      expect_error(push_as(bob, "main/bob"), 403, "DENIED");
+      CHECK(c.get("/v2/main/app/manifests/v1", bob)->status == 200); // anonymous pull feed
+      expect_error(c.get("/v2/private/app/tags/list", bob), 403, "DENIED");
+      REQUIRE(run_cli(f.data, {"privilege", "grant", "bob", "private", "push"}).exit_code == 0);
+      auto pushed = push_as(bob, "private/app");
+      REQUIRE(pushed);
+      CHECK(pushed->status == 201);
+      CHECK(c.head("/v2/private/app/blobs/" + blob.digest, bob)->status == 200); // push implies pull
+      expect_error(c.http().Delete("/v2/private/app/blobs/" + blob.digest, bob), 403, "DENIED");
+      REQUIRE(run_cli(f.data, {"privilege", "grant", "bob", "*", "delete"}).exit_code == 0);
+      CHECK(c.http().Delete("/v2/private/app/blobs/" + blob.digest, bob)->status == 202);
+      auto listed = nlohmann::json::parse(run_cli(f.data, {"privilege", "list", "bob", "-o", "json"}).out);
+      CHECK(listed.size() == 2);
+      REQUIRE(run_cli(f.data, {"privilege", "revoke", "bob", "private", "push"}).exit_code == 0);
+      expect_error(push_as(bob, "private/app"), 403, "DENIED");
+      CHECK(run_cli(f.data, {"privilege", "revoke", "bob", "private", "push"}).exit_code == 3);
+      CHECK(run_cli(f.data, {"privilege", "grant", "bob", "private", "fly"}).exit_code == 2);
+    }
+
+    SUBCASE("the catalog and mounts respect privileges")
+    {
+      REQUIRE(run_cli(f.data, {"privilege", "grant", "bob", "private", "push"}).exit_code == 0);
+      auto catalog = nlohmann::json::parse(c.get("/v2/_catalog", bob)->body)["repositories"];
+      CHECK(catalog == nlohmann::json::array({"main/app"}));
+      auto admin_view = nlohmann::json::parse(c.get("/v2/_catalog", basic("alice", "alice password"))->body);
+      CHECK(admin_view["repositories"].size() == 2);
+      // Without pull on the source the mount silently becomes an upload session.
+      auto mount = c.http().Post("/v2/private/app/blobs/uploads/?mount=" + hidden.layers[0].digest
+                                   + "&from=secret/app",
+                                 bob, "", "application/octet-stream");
+      REQUIRE(mount);
+      CHECK(mount->status == 202);
+      auto allowed = c.http().Post("/v2/private/app/blobs/uploads/?mount=" + base.layers[0].digest
+                                     + "&from=main/app",
+                                   bob, "", "application/octet-stream");
+      REQUIRE(allowed);
+      CHECK(allowed->status == 201);
+    }
+
+    SUBCASE("API keys: feed-scoped and user keys, revocation")
+    {
+      auto created = run_cli(f.data, {"key", "create", "--feed", "private", "--privileges", "pull,push",
+                                      "--description", "ci", "-o", "json"});
+      REQUIRE_MESSAGE(created.exit_code == 0, created.err);
+      auto key = nlohmann::json::parse(created.out);
+      std::string secret = key["key"];
+      auto as_key = basic("api", secret);
+      CHECK(push_as(as_key, "private/ci")->status == 201);
+      expect_error(push_as(as_key, "secret/ci"), 403, "DENIED");
+      expect_error(c.http().Delete("/v2/private/ci/blobs/" + blob.digest, as_key), 403, "DENIED");
+      // Only the hash is stored: the key appears nowhere in the database.
+      auto db = registry::util::read_file(f.data / "registry.db");
+      CHECK(db->find(secret) == std::string::npos);
+      auto listing = run_cli(f.data, {"key", "list", "-o", "json"});
+      auto keys = nlohmann::json::parse(listing.out);
+      REQUIRE(keys.size() == 1);
+      CHECK(keys[0]["last_used_at"] != "");
+      CHECK(listing.out.find(secret) == std::string::npos);
+
+      auto user_key = nlohmann::json::parse(
+        run_cli(f.data, {"key", "create", "--user", "bob", "-o", "json"}).out)["key"].get<std::string>();
+      CHECK(c.get("/v2/", basic("bob", user_key))->status == 200);
+      CHECK(c.get("/v2/", basic("api", user_key))->status == 200);
+      expect_error(c.get("/v2/", basic("alice", user_key)), 401, "UNAUTHORIZED");
+
+      REQUIRE(run_cli(f.data, {"key", "revoke", key["prefix"]}).exit_code == 0);
+      expect_error(push_as(as_key, "private/ci"), 401, "UNAUTHORIZED");
+      CHECK(run_cli(f.data, {"key", "create", "--user", "bob", "--feed", "private"}).exit_code == 2);
     }
   }
 }
