@@ -49,14 +49,43 @@ decode_base64(std::string_view text)
   return out;
 }
 
+thread_local std::string t_scope; // the scope the current request needs (for the challenge)
+
 Unexpected
-challenge(RequestContext& ctx, const std::string& message)
+challenge(RequestContext& ctx, const std::string& message, const std::string& error = {})
 {
-  ctx.res.set_header("WWW-Authenticate", "Basic realm=\"registryctl\"");
+  if (ctx.options.token_auth) {
+    std::string header = "Bearer realm=\"" + token_realm(ctx) + "\",service=\"" + ctx.options.service + "\"";
+    if (!t_scope.empty()) {
+      header += ",scope=\"" + t_scope + "\"";
+    }
+    if (!error.empty()) {
+      header += ",error=\"" + error + "\"";
+    }
+    ctx.res.set_header("WWW-Authenticate", header);
+  } else {
+    ctx.res.set_header("WWW-Authenticate", "Basic realm=\"registryctl\"");
+  }
   return fail(ErrorCode::unauthorized, message);
 }
 
+const char*
+action_name(Action action)
+{
+  return action == Action::pull ? "pull" : action == Action::push ? "push" : "delete";
+}
+
 } // namespace
+
+std::string
+token_realm(const RequestContext& ctx)
+{
+  if (!ctx.options.base_url.empty()) {
+    return ctx.options.base_url + "/auth/token";
+  }
+  std::string scheme = ctx.options.tls_cert.empty() ? "http://" : "https://";
+  return scheme + ctx.req.get_header_value("Host") + "/auth/token";
+}
 
 std::optional<Action>
 required_action(const std::string& method)
@@ -80,8 +109,35 @@ authorize(RequestContext& ctx, const std::string& repository, std::optional<Acti
     ctx.principal = service::Principal{service::Principal::Kind::user, "", 0, true, 0, {}};
     return ok();
   }
+  if (repository.empty()) {
+    t_scope = ctx.route.kind == RouteKind::catalog ? "registry:catalog:*" : "";
+  } else {
+    t_scope = "repository:" + repository + ":"
+              + (action == Action::push ? "pull,push" : action ? action_name(*action) : "pull");
+  }
   std::string header = ctx.req.get_header_value("Authorization");
   std::optional<std::string> decoded;
+  if (util::to_lower(std::string_view(header).substr(0, 7)) == "bearer ") {
+    REGISTRY_TRY_ASSIGN(auto* tokens, ctx.registry.tokens());
+    auto token = tokens->verify(std::string(util::trim(std::string_view(header).substr(7))),
+                                ctx.options.service);
+    if (!token) {
+      return challenge(ctx, "invalid or expired token", "invalid_token");
+    }
+    if (!token->subject.empty() && token->subject != "api") {
+      REGISTRY_TRY_ASSIGN(auto user, ctx.registry.metadata().find_user(token->subject));
+      if (user && !user->disabled) {
+        ctx.principal = service::Principal{service::Principal::Kind::user, user->name, user->id, user->admin, 0, {}};
+      }
+    }
+    bool covered = repository.empty() || !action
+                     ? (ctx.route.kind != RouteKind::catalog || token->allows_catalog())
+                     : token->allows(repository, action_name(*action));
+    if (!covered) {
+      return challenge(ctx, "the token does not grant this access", "insufficient_scope");
+    }
+    return ok();
+  }
   if (!header.empty()) {
     std::string_view value = util::trim(header);
     if (util::to_lower(value.substr(0, 6)) != "basic ") {

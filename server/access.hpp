@@ -21,6 +21,9 @@ std::optional<Action> required_action(const std::string& method);
 Result<void> authorize(RequestContext& ctx, const std::string& repository,
                        std::optional<Action> action);
 
+// The token endpoint's absolute URL for challenges: --base-url, else the Host.
+std::string token_realm(const RequestContext& ctx);
+
 // Whether the request's principal may pull from `repository`'s feed (cross-
 // repository mount sources, catalog entries). REQUIRES: authorize() ran.
 bool may_pull(RequestContext& ctx, const std::string& repository);

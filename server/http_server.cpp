@@ -103,6 +103,11 @@ struct HttpServer::Impl {
   {
     RequestContext ctx{req, res, reader, registry, options, parse_route(req.path), {}, false};
     res.set_header(k_api_version_header, "registry/2.0");
+    if (req.path == "/auth/token" && (req.method == "GET" || req.method == "POST")) {
+      handlers::token(ctx);
+      ctx.drain_body();
+      return;
+    }
     if (ctx.route.kind == RouteKind::not_found) {
       ctx.drain_body();
       res.status = 404;

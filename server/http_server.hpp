@@ -26,6 +26,8 @@ struct ServerOptions {
   std::string tls_cert; // PEM files; both set -> HTTPS
   std::string tls_key;
   bool access_log = true;
+  bool token_auth = false;            // challenge with Bearer (Docker token auth) instead of Basic
+  std::string service = "registryctl"; // the token audience
 };
 
 class HttpServer

@@ -30,6 +30,8 @@ struct ServeOptions {
   std::string cleanup_interval = "1h";
   std::string gc_grace = "1h";
   std::string upload_expiry = "24h";
+  bool token_auth = false;
+  std::string service = "registryctl";
 };
 
 int64_t
@@ -136,6 +138,8 @@ to_server_options(const ServeOptions& o)
   s.tls_key = o.tls_key;
   s.workers = o.workers;
   s.access_log = !o.quiet;
+  s.token_auth = o.token_auth;
+  s.service = o.service;
   return s;
 }
 
@@ -209,6 +213,11 @@ add_serve_command(CLI::App& app, AppContext& ctx)
   cmd->add_option("--ready-file", options->ready_file,
                   "Write ADDRESS:PORT to this file once listening");
   cmd->add_flag("--quiet", options->quiet, "No access log");
+  cmd->add_flag("--token-auth", options->token_auth,
+                "Challenge clients with Docker token auth (Bearer, /auth/token) instead of Basic")
+    ->envname("REGISTRYCTL_TOKEN_AUTH");
+  cmd->add_option("--service", options->service, "Service name (token audience)")
+    ->capture_default_str();
   cmd->add_option("--cleanup-interval", options->cleanup_interval,
                   "Run garbage collection this often (0 disables)")
     ->envname("REGISTRYCTL_CLEANUP_INTERVAL")

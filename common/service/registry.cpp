@@ -49,6 +49,17 @@ Registry::store(int64_t store_id)
   return it->second.get();
 }
 
+Result<TokenService*>
+Registry::tokens()
+{
+  std::lock_guard lock(m_tokens_mutex);
+  if (!m_tokens) {
+    REGISTRY_TRY_ASSIGN(auto signer, auth::TokenSigner::open(m_data_dir / "token-key.pem"));
+    m_tokens = std::make_unique<TokenService>(*this, std::move(signer));
+  }
+  return m_tokens.get();
+}
+
 std::vector<int64_t>
 Registry::store_ids() const
 {

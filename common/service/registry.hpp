@@ -17,6 +17,7 @@
 
 #include "common/metadata/metadata.hpp"
 #include "common/service/accounts.hpp"
+#include "common/service/tokens.hpp"
 #include "common/oci/digest.hpp"
 #include "common/oci/manifest.hpp"
 #include "common/oci/reference.hpp"
@@ -110,6 +111,9 @@ public:
   {
     return *m_accounts;
   }
+  // The token service; its signing key (token-key.pem in the data directory,
+  // mode 0600) is created on first use.
+  Result<TokenService*> tokens();
   const std::filesystem::path&
   data_dir() const
   {
@@ -221,6 +225,8 @@ private:
   std::shared_ptr<const util::Clock> m_clock;
   std::unique_ptr<metadata::Metadata> m_metadata;
   std::unique_ptr<Accounts> m_accounts;
+  std::mutex m_tokens_mutex;
+  std::unique_ptr<TokenService> m_tokens;
   std::map<int64_t, std::unique_ptr<storage::BlobStore>> m_stores;
 
   std::mutex m_uploads_mutex;

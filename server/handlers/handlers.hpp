@@ -25,6 +25,8 @@ void put_upload(RequestContext& ctx);
 void get_upload(RequestContext& ctx);
 void delete_upload(RequestContext& ctx);
 
+void token(RequestContext& ctx); // GET and POST /auth/token
+
 // Helpers shared by handlers.
 
 // Parses the pagination query (n, last). invalid_argument on a malformed `n`.

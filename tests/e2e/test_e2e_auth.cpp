@@ -194,3 +194,111 @@ TEST_SUITE("e2e")
     }
   }
 }
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("Docker token auth")
+  {
+    RegistryFixture f({"--token-auth"});
+    auto& c = f.c();
+    REQUIRE(run_cli(f.data, {"feed", "create", "private", "--anonymous", "none"}).exit_code == 0);
+    REQUIRE(run_cli(f.data, {"user", "add", "alice"}, "alice password\n").exit_code == 0);
+    REQUIRE(run_cli(f.data, {"user", "add", "bob"}, "bob password\n").exit_code == 0);
+    REQUIRE(run_cli(f.data, {"privilege", "grant", "bob", "private", "pull"}).exit_code == 0);
+
+    auto challenge = c.post("/v2/private/app/blobs/uploads/");
+    expect_error(challenge, 401, "UNAUTHORIZED");
+    std::string header = challenge->get_header_value("WWW-Authenticate");
+    CHECK(header.find("Bearer realm=\"http://127.0.0.1:") == 0);
+    CHECK(header.find("/auth/token\",service=\"registryctl\",scope=\"repository:private/app:pull,push\"")
+          != std::string::npos);
+
+    auto get_token = [&](const std::string& user, const std::string& password, const std::string& scope) {
+      auto res = c.http().Get("/auth/token?service=registryctl&scope=" + scope,
+                              {httplib::make_basic_authentication_header(user, password)});
+      REQUIRE(res);
+      REQUIRE_MESSAGE(res->status == 200, res->body);
+      auto doc = nlohmann::json::parse(res->body);
+      CHECK(doc["expires_in"] == 300);
+      return doc["token"].get<std::string>();
+    };
+    auto bearer = [](const std::string& token) {
+      return httplib::Headers{{"Authorization", "Bearer " + token}};
+    };
+
+    SUBCASE("a token grants only what the principal holds")
+    {
+      std::string alice = get_token("alice", "alice password", "repository:private/app:pull,push");
+      Blob blob = make_blob("via token");
+      auto push = c.http().Post("/v2/private/app/blobs/uploads/?digest=" + blob.digest, bearer(alice),
+                                blob.data, "application/octet-stream");
+      REQUIRE(push);
+      CHECK(push->status == 201);
+      std::string bob = get_token("bob", "bob password", "repository:private/app:pull,push");
+      CHECK(c.head("/v2/private/app/blobs/" + blob.digest, bearer(bob))->status == 200);
+      auto denied = c.http().Post("/v2/private/app/blobs/uploads/", bearer(bob), "", "application/octet-stream");
+      expect_error(denied, 401, "UNAUTHORIZED");
+      CHECK(denied->get_header_value("WWW-Authenticate").find("error=\"insufficient_scope\"") != std::string::npos);
+      // A token for one repository does not open another.
+      expect_error(c.head("/v2/private/other/blobs/" + blob.digest, bearer(bob)), 401, "UNAUTHORIZED", true);
+      // Tampered and foreign tokens are refused.
+      std::string tampered = bob;
+      tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+      expect_error(c.get("/v2/private/app/tags/list", bearer(tampered)), 401, "UNAUTHORIZED");
+      auto wrong = c.http().Get("/auth/token?service=registryctl&scope=repository:private/app:pull",
+                                {httplib::make_basic_authentication_header("bob", "nope")});
+      REQUIRE(wrong);
+      CHECK(wrong->status == 401);
+    }
+
+    SUBCASE("OAuth2 password and refresh_token grants")
+    {
+      auto res = c.http().Post("/auth/token",
+                               "grant_type=password&username=alice&password=alice+password&service=registryctl"
+                               "&scope=repository%3Aprivate%2Fapp%3Apull&access_type=offline&client_id=test",
+                               "application/x-www-form-urlencoded");
+      REQUIRE(res);
+      REQUIRE_MESSAGE(res->status == 200, res->body);
+      auto doc = nlohmann::json::parse(res->body);
+      std::string refresh = doc["refresh_token"];
+      auto again = c.http().Post("/auth/token",
+                                 "grant_type=refresh_token&refresh_token=" + refresh
+                                   + "&service=registryctl&scope=repository%3Aprivate%2Fapp%3Apull",
+                                 "application/x-www-form-urlencoded");
+      REQUIRE(again);
+      CHECK(again->status == 200);
+      std::string token = nlohmann::json::parse(again->body)["access_token"];
+      CHECK(c.get("/v2/private/app/tags/list", bearer(token))->status != 401);
+      // A refresh token is not an access token.
+      expect_error(c.get("/v2/private/app/tags/list", bearer(refresh)), 401, "UNAUTHORIZED");
+    }
+
+    SUBCASE("skopeo follows the token flow")
+    {
+      Blob config = make_blob("{}", k_oci_config);
+      std::string src = "docker://" + f.server->host_port() + "/private/app:v1";
+      auto alice = get_token("alice", "alice password", "repository:private/app:pull,push");
+      auto pushed = c.http().Post("/v2/private/app/blobs/uploads/?digest=" + config.digest, bearer(alice),
+                                  config.data, "application/octet-stream");
+      REQUIRE(pushed->status == 201);
+      auto manifest = image_manifest(config, {});
+      auto put = c.http().Put("/v2/private/app/manifests/v1", bearer(alice), manifest, k_oci_manifest);
+      REQUIRE(put->status == 201);
+      auto inspect = run_command("skopeo", {"--insecure-policy", "inspect", "--raw", "--tls-verify=false",
+                                            "--creds", "bob:bob password", src});
+      CHECK_MESSAGE(inspect.exit_code == 0, inspect.err);
+      CHECK(inspect.out == manifest);
+      auto copy = run_command("skopeo", {"--insecure-policy", "copy", "--preserve-digests",
+                                         "--src-tls-verify=false", "--dest-tls-verify=false",
+                                         "--src-creds", "alice:alice password", "--dest-creds",
+                                         "alice:alice password", src,
+                                         "docker://" + f.server->host_port() + "/private/copy:v1"});
+      CHECK_MESSAGE(copy.exit_code == 0, copy.err);
+      auto refused = run_command("skopeo", {"--insecure-policy", "copy", "--src-tls-verify=false",
+                                            "--dest-tls-verify=false", "--src-creds", "bob:bob password",
+                                            "--dest-creds", "bob:bob password", src,
+                                            "docker://" + f.server->host_port() + "/private/bob:v1"});
+      CHECK(refused.exit_code != 0);
+    }
+  }
+}
