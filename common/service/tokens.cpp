@@ -16,21 +16,6 @@ namespace {
 
 constexpr const char* k_issuer = "registryctl";
 
-std::optional<Privilege>
-privilege_for_action(const std::string& action)
-{
-  if (action == "pull") {
-    return Privilege::pull;
-  }
-  if (action == "push") {
-    return Privilege::push;
-  }
-  if (action == "delete") {
-    return Privilege::remove;
-  }
-  return std::nullopt;
-}
-
 } // namespace
 
 bool
@@ -89,7 +74,8 @@ TokenService::issue(const Principal& principal, const std::vector<std::string>& 
     } else if (type == "repository" && oci::parse_repository_name(name)) {
       auto feed = m_registry.metadata().find_feed(name.substr(0, name.find('/')));
       for (const auto& action : actions) {
-        auto privilege = privilege_for_action(action);
+        // Token actions are named as privileges (pull, push, delete).
+        auto privilege = parse_privilege(action);
         if (!privilege || !feed || !*feed) {
           continue;
         }
