@@ -152,11 +152,7 @@ Accounts::login(const std::string& name, const std::string& secret)
       return std::optional<Principal>(std::move(p));
     }
   }
-  REGISTRY_TRY_ASSIGN(auto user, authenticate(name, secret));
-  if (!user) {
-    return std::optional<Principal>();
-  }
-  REGISTRY_TRY_ASSIGN(auto row, m_metadata.find_user(*user));
+  REGISTRY_TRY_ASSIGN(auto row, verified_user(name, secret));
   if (!row) {
     return std::optional<Principal>();
   }
@@ -346,15 +342,15 @@ Accounts::forget(const std::string& name)
   }
 }
 
-Result<std::optional<std::string>>
-Accounts::authenticate(const std::string& name, const std::string& password)
+Result<std::optional<metadata::UserRow>>
+Accounts::verified_user(const std::string& name, const std::string& password)
 {
   // The row is read every time (an indexed lookup), so a password change,
   // disable or delete by another process takes effect at once; only the slow
   // PBKDF2 check is cached, keyed by the credentials and the stored hash.
   REGISTRY_TRY_ASSIGN(auto user, m_metadata.find_user(name));
   if (!user || user->disabled) {
-    return std::optional<std::string>();
+    return std::optional<metadata::UserRow>();
   }
   std::string key = util::hex_digest(name + '\0' + password + '\0' + user->password_hash);
   int64_t now = m_clock->now();
@@ -362,18 +358,28 @@ Accounts::authenticate(const std::string& name, const std::string& password)
     std::lock_guard lock(m_mutex);
     auto it = m_cache.find(key);
     if (it != m_cache.end() && it->second.expires_at > now) {
-      return std::optional<std::string>(name);
+      return user;
     }
   }
   if (!auth::verify_password(password, user->password_hash)) {
-    return std::optional<std::string>();
+    return std::optional<metadata::UserRow>();
   }
   std::lock_guard lock(m_mutex);
   if (m_cache.size() >= k_cache_max) {
     m_cache.clear();
   }
   m_cache[key] = CacheEntry{name, now + k_cache_seconds};
-  return std::optional<std::string>(name);
+  return user;
+}
+
+Result<std::optional<std::string>>
+Accounts::authenticate(const std::string& name, const std::string& password)
+{
+  REGISTRY_TRY_ASSIGN(auto user, verified_user(name, password));
+  if (!user) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(user->name);
 }
 
 } // namespace registry::service

@@ -92,6 +92,9 @@ public:
   Result<void> revoke_key(const std::string& prefix);
 
 private:
+  // The enabled user `name` when `password` is right (one row read per call).
+  Result<std::optional<metadata::UserRow>> verified_user(const std::string& name,
+                                                         const std::string& password);
   void forget(const std::string& name);
 
   metadata::Metadata& m_metadata;
