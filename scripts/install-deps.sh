@@ -7,8 +7,9 @@ packages=(build-essential cmake ninja-build pkg-config
   libcli11-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
   libsqlitecpp-dev libsqlite3-dev libzstd-dev doctest-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  # skopeo is the real client the end-to-end tests push and pull with.
-  packages+=(skopeo)
+  # skopeo is the real client the end-to-end tests push and pull with; nginx
+  # terminates TLS in front of the registry and openssl makes its certificate.
+  packages+=(skopeo nginx-light openssl)
 fi
 
 sudo_cmd=()
@@ -25,5 +26,7 @@ done
 if [[ ${#missing[@]} -gt 0 ]]; then
   echo "installing: ${missing[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Packages with services (nginx) must not start them: the tests run their
+  # own instances on loopback ports.
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

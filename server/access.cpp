@@ -1,6 +1,9 @@
 #include "server/access.hpp"
 
+#include "common/util/log.hpp"
 #include "common/util/strings.hpp"
+
+#include <chrono>
 
 namespace registry::server {
 
@@ -87,6 +90,34 @@ token_realm(const RequestContext& ctx)
   return scheme + ctx.req.get_header_value("Host") + "/auth/token";
 }
 
+Result<std::optional<service::Principal>>
+checked_login(RequestContext& ctx, const std::string& name, const std::string& secret)
+{
+  std::string address = client_address(ctx.req, ctx.options);
+  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now().time_since_epoch())
+                     .count();
+  if (ctx.throttle != nullptr) {
+    if (int64_t wait = ctx.throttle->wait_ms(address, now_ms); wait > 0) {
+      ctx.res.set_header("Retry-After", std::to_string((wait + 999) / 1000));
+      return fail(ErrorCode::too_many_requests,
+                  "too many failed logins from this address; retry later");
+    }
+  }
+  REGISTRY_TRY_ASSIGN(auto principal, ctx.registry.accounts().login(name, secret));
+  if (ctx.throttle != nullptr) {
+    if (principal) {
+      ctx.throttle->succeeded(address);
+    } else {
+      ctx.throttle->failed(address, now_ms);
+    }
+  }
+  if (!principal) {
+    util::log_warn("login failed for user '" + util::printable(name) + "' from " + address);
+  }
+  return principal;
+}
+
 std::optional<Action>
 required_action(const std::string& method)
 {
@@ -129,6 +160,9 @@ authorize(RequestContext& ctx, const std::string& repository, std::optional<Acti
       if (user && !user->disabled) {
         ctx.principal = service::Principal{service::Principal::Kind::user, user->name, user->id, user->admin, 0, {}};
       }
+    } else if (token->subject == "api") {
+      // A key's token: the claim decides; the principal names it in the log.
+      ctx.principal = service::Principal{service::Principal::Kind::key, "api", 0, false, 0, {}};
     }
     bool covered = repository.empty() || !action
                      ? (ctx.route.kind != RouteKind::catalog || token->allows_catalog())
@@ -153,7 +187,7 @@ authorize(RequestContext& ctx, const std::string& repository, std::optional<Acti
   if (decoded && *decoded != ":") {
     size_t colon = decoded->find(':');
     REGISTRY_TRY_ASSIGN(auto principal,
-                        accounts.login(decoded->substr(0, colon), decoded->substr(colon + 1)));
+                        checked_login(ctx, decoded->substr(0, colon), decoded->substr(colon + 1)));
     if (!principal) {
       return challenge(ctx, "invalid username or password");
     }

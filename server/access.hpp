@@ -21,6 +21,12 @@ std::optional<Action> required_action(const std::string& method);
 Result<void> authorize(RequestContext& ctx, const std::string& repository,
                        std::optional<Action> action);
 
+// Checks `name`/`secret` with Accounts::login, with failed attempts logged
+// (user and address, never the secret) and throttled per client address:
+// too_many_requests (with Retry-After set) while the address must wait.
+Result<std::optional<service::Principal>> checked_login(RequestContext& ctx, const std::string& name,
+                                                        const std::string& secret);
+
 // The token endpoint's absolute URL for challenges: --base-url, else the Host.
 std::string token_realm(const RequestContext& ctx);
 

@@ -2,6 +2,7 @@
 
 #include "common/service/registry.hpp"
 #include "common/util/log.hpp"
+#include "common/util/strings.hpp"
 #include "server/access.hpp"
 #include "server/api_error.hpp"
 #include "server/handlers/handlers.hpp"
@@ -19,6 +20,7 @@ namespace registry::server {
 namespace {
 
 thread_local std::chrono::steady_clock::time_point t_request_start;
+thread_local std::string t_principal; // who the request ran as, for the access log
 
 constexpr const char* k_api_version_header = "Docker-Distribution-API-Version";
 
@@ -92,6 +94,7 @@ constexpr int k_listen_backlog = 1024;
 struct HttpServer::Impl {
   service::Registry& registry;
   ServerOptions options;
+  LoginThrottle throttle;
   std::unique_ptr<httplib::Server> http;
   std::function<void()> widen_backlog;
 
@@ -101,7 +104,20 @@ struct HttpServer::Impl {
   dispatch(const httplib::Request& req, httplib::Response& res,
            const httplib::ContentReader* reader)
   {
-    RequestContext ctx{req, res, reader, registry, options, parse_route(req.path), {}, false};
+    RequestContext ctx{req, res, reader, registry, options, parse_route(req.path), {}, false, &throttle};
+    struct NamePrincipal {
+      RequestContext& ctx;
+      ~NamePrincipal()
+      {
+        if (ctx.principal.kind == service::Principal::Kind::anonymous) {
+          t_principal.clear();
+        } else if (ctx.principal.name.empty()) {
+          t_principal.assign("(open)");
+        } else {
+          t_principal.assign(ctx.principal.name);
+        }
+      }
+    } name_principal{ctx};
     res.set_header(k_api_version_header, "registry/2.0");
     if (req.path == "/auth/token" && (req.method == "GET" || req.method == "POST")) {
       handlers::token(ctx);
@@ -148,6 +164,7 @@ struct HttpServer::Impl {
     svr.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
     svr.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
       t_request_start = std::chrono::steady_clock::now();
+      t_principal.clear();
       return httplib::Server::HandlerResponse::Unhandled;
     });
     auto plain = [this](const httplib::Request& req, httplib::Response& res) {
@@ -193,14 +210,15 @@ struct HttpServer::Impl {
       }
     });
     if (options.access_log) {
-      svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+      svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
         auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::steady_clock::now() - t_request_start)
                          .count();
         size_t bytes = res.content_length_ > 0 ? res.content_length_ : res.body.size();
         char line[256];
-        std::snprintf(line, sizeof line, " %d %zu %.3fms %s", res.status, bytes,
-                      static_cast<double>(elapsed) / 1000.0, req.remote_addr.c_str());
+        std::snprintf(line, sizeof line, " %d %zu %.3fms %s %s", res.status, bytes,
+                      static_cast<double>(elapsed) / 1000.0, client_address(req, options).c_str(),
+                      t_principal.empty() ? "-" : util::printable(t_principal).c_str());
         util::log_info("access " + req.method + " " + req.path + line);
       });
     }

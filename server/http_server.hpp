@@ -28,6 +28,7 @@ struct ServerOptions {
   bool access_log = true;
   bool token_auth = false;            // challenge with Bearer (Docker token auth) instead of Basic
   std::string service = "registryctl"; // the token audience
+  bool trust_proxy_headers = false;    // client address from X-Real-IP / X-Forwarded-For
 };
 
 class HttpServer

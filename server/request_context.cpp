@@ -1,8 +1,25 @@
 #include "server/request_context.hpp"
 
+#include "common/util/strings.hpp"
 #include "server/api_error.hpp"
 
 namespace registry::server {
+
+std::string
+client_address(const httplib::Request& req, const ServerOptions& options)
+{
+  if (options.trust_proxy_headers) {
+    std::string real = std::string(util::trim(req.get_header_value("X-Real-IP")));
+    if (real.empty()) {
+      std::string forwarded = req.get_header_value("X-Forwarded-For");
+      real = std::string(util::trim(std::string_view(forwarded).substr(forwarded.rfind(',') + 1)));
+    }
+    if (!real.empty()) {
+      return util::printable(real);
+    }
+  }
+  return req.remote_addr;
+}
 
 namespace {
 // Bodies up to this size are read and dropped after an error so the connection

@@ -5,6 +5,7 @@
 
 #include "common/service/registry.hpp"
 #include "server/http_server.hpp"
+#include "server/login_throttle.hpp"
 #include "server/routes.hpp"
 
 #include <httplib.h>
@@ -18,6 +19,10 @@ namespace registry::server {
 // pull, POST/PUT/PATCH pull+push, DELETE delete).
 enum class Action { pull, push, remove };
 
+// The client's address: the peer's, or with options.trust_proxy_headers the one
+// the reverse proxy reports (X-Real-IP, else the last X-Forwarded-For entry).
+std::string client_address(const httplib::Request& req, const ServerOptions& options);
+
 struct RequestContext {
   const httplib::Request& req;
   httplib::Response& res;
@@ -27,6 +32,7 @@ struct RequestContext {
   Route route;
   service::Principal principal; // set by authorize()
   bool body_consumed = false;
+  LoginThrottle* throttle = nullptr; // shared by the server; null disables throttling
 
   bool
   is_head() const

@@ -32,6 +32,8 @@ struct ServeOptions {
   std::string upload_expiry = "24h";
   bool token_auth = false;
   std::string service = "registryctl";
+  std::string token_lifetime = "5m";
+  bool trust_proxy_headers = false;
 };
 
 int64_t
@@ -140,6 +142,7 @@ to_server_options(const ServeOptions& o)
   s.access_log = !o.quiet;
   s.token_auth = o.token_auth;
   s.service = o.service;
+  s.trust_proxy_headers = o.trust_proxy_headers;
   return s;
 }
 
@@ -157,6 +160,11 @@ run_serve(AppContext& ctx, const ServeOptions& options)
   std::signal(SIGPIPE, SIG_IGN);
 
   auto& registry = ctx.registry();
+  int64_t token_lifetime = duration_flag(options.token_lifetime, "--token-lifetime");
+  if (token_lifetime <= 0) {
+    throw CommandError(make_error(ErrorCode::invalid_argument, "--token-lifetime must be positive"));
+  }
+  unwrap(registry.tokens())->set_lifetime(token_lifetime);
   server::HttpServer http(registry, server_options);
   int port = unwrap(http.bind());
   std::string scheme = server_options.tls_cert.empty() ? "http" : "https";
@@ -217,6 +225,13 @@ add_serve_command(CLI::App& app, AppContext& ctx)
                 "Challenge clients with Docker token auth (Bearer, /auth/token) instead of Basic")
     ->envname("REGISTRYCTL_TOKEN_AUTH");
   cmd->add_option("--service", options->service, "Service name (token audience)")
+    ->capture_default_str();
+  cmd->add_flag("--trust-proxy-headers", options->trust_proxy_headers,
+                "Log and throttle by the client address a reverse proxy sends (X-Real-IP, "
+                "X-Forwarded-For); only when every request comes through that proxy")
+    ->envname("REGISTRYCTL_TRUST_PROXY_HEADERS");
+  cmd->add_option("--token-lifetime", options->token_lifetime, "Lifetime of issued Bearer tokens")
+    ->envname("REGISTRYCTL_TOKEN_LIFETIME")
     ->capture_default_str();
   cmd->add_option("--cleanup-interval", options->cleanup_interval,
                   "Run garbage collection this often (0 disables)")

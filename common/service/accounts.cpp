@@ -106,7 +106,8 @@ bool
 covers(const std::vector<Privilege>& held, Privilege wanted)
 {
   for (Privilege p : held) {
-    if (p == wanted || (wanted == Privilege::pull && p == Privilege::push)) {
+    // push implies pull; manage (the feed's owners) implies everything on it.
+    if (p == wanted || p == Privilege::manage || (wanted == Privilege::pull && p == Privilege::push)) {
       return true;
     }
   }

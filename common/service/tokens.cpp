@@ -55,6 +55,7 @@ TokenService::issue(const Principal& principal, const std::vector<std::string>& 
                     const std::string& service, bool offline)
 {
   int64_t now = m_registry.now();
+  int64_t lifetime = m_lifetime.load();
   json access = json::array();
   for (const auto& scope : scopes) {
     // "repository:NAME:ACTIONS"; NAME may not contain ':' (no port in names).
@@ -94,10 +95,11 @@ TokenService::issue(const Principal& principal, const std::vector<std::string>& 
                  {"aud", service},
                  {"iat", now},
                  {"nbf", now - 5},
-                 {"exp", now + k_token_lifetime},
+                 {"exp", now + lifetime},
                  {"jti", util::random_uuid()},
                  {"access", access}};
   IssuedToken issued;
+  issued.expires_in = lifetime;
   issued.token = m_signer->sign(claims.dump());
   issued.issued_at = now;
   if (offline && principal.kind == Principal::Kind::user && principal.user_id != 0) {
@@ -113,6 +115,13 @@ TokenService::issue(const Principal& principal, const std::vector<std::string>& 
   return issued;
 }
 
+void
+TokenService::set_lifetime(int64_t seconds)
+{
+  REGISTRY_ASSERT(seconds > 0);
+  m_lifetime.store(seconds);
+}
+
 namespace {
 
 Result<json>
@@ -122,7 +131,8 @@ checked_claims(const auth::TokenSigner& signer, const std::string& token, const 
   REGISTRY_TRY_ASSIGN(auto text, signer.verify(token));
   json claims = json::parse(text, nullptr, false);
   if (!claims.is_object() || !claims.contains("exp") || !claims["exp"].is_number_integer()
-      || claims["exp"].get<int64_t>() <= now || claims.value("aud", "") != service) {
+      || claims["exp"].get<int64_t>() <= now || claims.value("aud", "") != service
+      || (claims.contains("nbf") && (!claims["nbf"].is_number_integer() || claims["nbf"].get<int64_t>() > now))) {
     return fail(ErrorCode::unauthorized, "token expired or not for this service");
   }
   return claims;

@@ -10,6 +10,7 @@
 #include "common/auth/token_signer.hpp"
 #include "common/service/accounts.hpp"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,9 +59,13 @@ public:
   // Verifies an access token for `service`. unauthorized when invalid or expired.
   Result<VerifiedToken> verify(const std::string& token, const std::string& service);
 
+  // Lifetime of the access tokens issued from now on (seconds, > 0).
+  void set_lifetime(int64_t seconds);
+
 private:
   Registry& m_registry;
   std::unique_ptr<auth::TokenSigner> m_signer;
+  std::atomic<int64_t> m_lifetime{k_token_lifetime};
 };
 
 } // namespace registry::service

@@ -51,6 +51,20 @@ to_lower(std::string_view text)
   return out;
 }
 
+std::string
+printable(std::string_view text, size_t limit)
+{
+  std::string out;
+  for (char c : text.substr(0, limit)) {
+    auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u >= 0x7f ? '?' : c);
+  }
+  if (text.size() > limit) {
+    out += "...";
+  }
+  return out;
+}
+
 std::optional<uint64_t>
 parse_uint(std::string_view text)
 {

@@ -12,6 +12,9 @@ std::vector<std::string> split(std::string_view text, char sep);
 std::string_view trim(std::string_view text);
 bool starts_with(std::string_view text, std::string_view prefix);
 std::string to_lower(std::string_view text);
+// `text` safe for one log line: control and non-ASCII bytes become '?', and at
+// most `limit` bytes are kept (then "...").
+std::string printable(std::string_view text, size_t limit = 64);
 
 // Parses a whole decimal unsigned integer; nullopt on any other text or overflow.
 std::optional<uint64_t> parse_uint(std::string_view text);

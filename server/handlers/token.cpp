@@ -116,6 +116,9 @@ token(RequestContext& ctx)
     // Credentials are checked by authorize() with no repository: anonymous
     // callers get a token with what anonymous access allows.
     auto allowed = authorize(ctx, "", std::nullopt);
+    if (!allowed && allowed.error().code == ErrorCode::too_many_requests) {
+      return ctx.write_error(allowed.error());
+    }
     if (!allowed && !ctx.req.get_header_value("Authorization").empty()) {
       return unauthorized(ctx, "invalid username or password");
     }
@@ -149,7 +152,7 @@ token(RequestContext& ctx)
   std::optional<service::Principal> principal;
   std::string refresh;
   if (grant == "password") {
-    auto login = ctx.registry.accounts().login(form_value(form, "username"), form_value(form, "password"));
+    auto login = checked_login(ctx, form_value(form, "username"), form_value(form, "password"));
     if (!login) {
       return ctx.write_error(login.error());
     }

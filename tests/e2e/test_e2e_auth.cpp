@@ -3,6 +3,9 @@
 #include "common/util/file.hpp"
 #include "tests/e2e/fixture.hpp"
 
+#include <chrono>
+#include <thread>
+
 using namespace registry::test;
 
 namespace {
@@ -162,6 +165,82 @@ TEST_SUITE("e2e")
       CHECK(allowed->status == 201);
     }
 
+    SUBCASE("a key scoped to one feed cannot read, push to, mount from or list another")
+    {
+      auto created = run_cli(f.data, {"key", "create", "--feed", "private", "--privileges", "push", "-o", "json"});
+      REQUIRE_MESSAGE(created.exit_code == 0, created.err);
+      auto as_key = basic("api", nlohmann::json::parse(created.out)["key"].get<std::string>());
+      REQUIRE(push_as(as_key, "private/ci")->status == 201);
+      c.http().set_basic_auth("alice", "alice password");
+      c.push_image("private/ci", "v1", {"ci layer"});
+      c.http().set_basic_auth("", "");
+      // Feed B ("secret"): every read and write is refused.
+      expect_error(c.get("/v2/secret/app/manifests/v1", as_key), 403, "DENIED");
+      expect_error(c.head("/v2/secret/app/blobs/" + hidden.layers[0].digest, as_key), 403, "DENIED", true);
+      expect_error(c.get("/v2/secret/app/tags/list", as_key), 403, "DENIED");
+      expect_error(c.get("/v2/secret/app/referrers/" + hidden.digest, as_key), 403, "DENIED");
+      expect_error(push_as(as_key, "secret/app"), 403, "DENIED");
+      expect_error(c.http().Put("/v2/secret/app/manifests/v2", as_key, hidden.manifest, k_oci_manifest),
+                   403, "DENIED");
+      expect_error(c.http().Delete("/v2/secret/app/manifests/" + hidden.digest, as_key), 403,
+                   "DENIED");
+      // Mounting from B into A opens an upload session instead: no hint that the blob exists.
+      auto mount = c.http().Post("/v2/private/ci/blobs/uploads/?mount=" + hidden.layers[0].digest
+                                   + "&from=secret/app",
+                                 as_key, "", "application/octet-stream");
+      REQUIRE(mount);
+      CHECK(mount->status == 202);
+      CHECK(c.head("/v2/private/ci/blobs/" + hidden.layers[0].digest, as_key)->status == 404);
+      auto unknown = c.http().Post("/v2/private/ci/blobs/uploads/?mount=sha256:" + std::string(64, 'e')
+                                     + "&from=secret/app",
+                                   as_key, "", "application/octet-stream");
+      REQUIRE(unknown);
+      CHECK(unknown->status == mount->status);
+      // The catalog shows feed A (and the anonymous feed), never feed B.
+      auto catalog = nlohmann::json::parse(c.get("/v2/_catalog", as_key)->body)["repositories"];
+      CHECK(catalog == nlohmann::json::array({"main/app", "private/ci"}));
+      // Its own feed is open to it; an unknown feed answers like a forbidden one.
+      CHECK(c.head("/v2/private/ci/blobs/" + blob.digest, as_key)->status == 200);
+      expect_error(c.get("/v2/nosuchfeed/app/tags/list", as_key), 403, "DENIED");
+    }
+
+    SUBCASE("manage covers pull, push and delete on its feed only")
+    {
+      REQUIRE(run_cli(f.data, {"privilege", "grant", "bob", "private", "manage"}).exit_code == 0);
+      REQUIRE(push_as(bob, "private/app")->status == 201);
+      CHECK(c.head("/v2/private/app/blobs/" + blob.digest, bob)->status == 200);
+      CHECK(c.http().Delete("/v2/private/app/blobs/" + blob.digest, bob)->status == 202);
+      expect_error(push_as(bob, "secret/app"), 403, "DENIED");
+    }
+
+    SUBCASE("failed logins are logged without the password and slowed down per address")
+    {
+      auto wrong = basic("bob", "not bobs password");
+      for (int i = 0; i < 5; ++i) {
+        expect_error(c.get("/v2/", wrong), 401, "UNAUTHORIZED");
+      }
+      // The sixth failure starts a delay: even right credentials wait for it.
+      expect_error(c.get("/v2/", wrong), 401, "UNAUTHORIZED");
+      auto throttled = c.get("/v2/", bob);
+      expect_error(throttled, 429, "TOOMANYREQUESTS");
+      CHECK(throttled->get_header_value("Retry-After") == "1");
+      auto token = c.http().Post("/auth/token", "grant_type=password&username=bob&password=bob+password",
+                                 "application/x-www-form-urlencoded");
+      REQUIRE(token);
+      CHECK(token->status == 429);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+      CHECK(c.get("/v2/", bob)->status == 200);
+      // A success clears the record: the next failure is free again.
+      expect_error(c.get("/v2/", wrong), 401, "UNAUTHORIZED");
+      CHECK(c.get("/v2/", bob)->status == 200);
+      std::string log = f.server->log();
+      CHECK(log.find("login failed for user 'bob' from 127.0.0.1") != std::string::npos);
+      CHECK(log.find("not bobs password") == std::string::npos);
+      // The access log names the principal of each request.
+      CHECK(log.find("GET /v2/ 200") != std::string::npos);
+      CHECK(log.find(" 127.0.0.1 bob\n") != std::string::npos);
+    }
+
     SUBCASE("API keys: feed-scoped and user keys, revocation")
     {
       auto created = run_cli(f.data, {"key", "create", "--feed", "private", "--privileges", "pull,push",
@@ -251,6 +330,32 @@ TEST_SUITE("e2e")
       CHECK(wrong->status == 401);
     }
 
+    SUBCASE("tokens for another service, expired or without the scope are refused")
+    {
+      auto foreign = c.http().Get("/auth/token?service=elsewhere&scope=repository:private/app:pull",
+                                  {httplib::make_basic_authentication_header("bob", "bob password")});
+      REQUIRE(foreign);
+      REQUIRE(foreign->status == 200);
+      std::string other_service = nlohmann::json::parse(foreign->body)["token"];
+      auto refused = c.get("/v2/private/app/tags/list", bearer(other_service));
+      expect_error(refused, 401, "UNAUTHORIZED");
+      CHECK(refused->get_header_value("WWW-Authenticate").find("error=\"invalid_token\"") != std::string::npos);
+      // A token asked for a scope the user lacks carries no access for it.
+      std::string scopeless = get_token("bob", "bob password", "repository:main/app:push");
+      expect_error(c.http().Post("/v2/main/app/blobs/uploads/", bearer(scopeless), "", "application/octet-stream"),
+                   401, "UNAUTHORIZED");
+      expect_error(c.get("/v2/_catalog", bearer(scopeless)), 401, "UNAUTHORIZED");
+      // Anonymous tokens carry only what anonymous access allows.
+      auto anonymous = c.http().Get("/auth/token?service=registryctl&scope=repository:private/app:pull");
+      REQUIRE(anonymous);
+      REQUIRE(anonymous->status == 200);
+      std::string anon = nlohmann::json::parse(anonymous->body)["token"];
+      expect_error(c.get("/v2/private/app/tags/list", bearer(anon)), 401, "UNAUTHORIZED");
+      // Garbage is not a token.
+      expect_error(c.get("/v2/private/app/tags/list", bearer("not.a.token")), 401, "UNAUTHORIZED");
+      expect_error(c.get("/v2/private/app/tags/list", bearer("")), 401, "UNAUTHORIZED");
+    }
+
     SUBCASE("OAuth2 password and refresh_token grants")
     {
       auto res = c.http().Post("/auth/token",
@@ -300,5 +405,28 @@ TEST_SUITE("e2e")
                                             "docker://" + f.server->host_port() + "/private/bob:v1"});
       CHECK(refused.exit_code != 0);
     }
+  }
+}
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("Docker tokens expire after --token-lifetime")
+  {
+    RegistryFixture f({"--token-auth", "--token-lifetime", "1s"});
+    auto& c = f.c();
+    REQUIRE(run_cli(f.data, {"user", "add", "alice"}, "alice password\n").exit_code == 0);
+    auto res = c.http().Get("/auth/token?service=registryctl&scope=repository:main/app:pull",
+                            {httplib::make_basic_authentication_header("alice", "alice password")});
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    auto doc = nlohmann::json::parse(res->body);
+    CHECK(doc["expires_in"] == 1);
+    httplib::Headers bearer{{"Authorization", "Bearer " + doc["token"].get<std::string>()}};
+    CHECK(c.get("/v2/main/app/tags/list", bearer)->status == 404); // valid: the repository is empty
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    auto expired = c.get("/v2/main/app/tags/list", bearer);
+    expect_error(expired, 401, "UNAUTHORIZED");
+    CHECK(expired->get_header_value("WWW-Authenticate").find("error=\"invalid_token\"") != std::string::npos);
+    CHECK(run_cli(f.data, {"serve", "--token-lifetime", "0s"}).exit_code == 2);
   }
 }

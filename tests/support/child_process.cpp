@@ -8,7 +8,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <thread>
@@ -133,6 +136,81 @@ run_cli(const fs::path& data_dir, const std::vector<std::string>& args, const st
   std::vector<std::string> full = {"--data", data_dir.string()};
   full.insert(full.end(), args.begin(), args.end());
   return run_command(registryctl_bin(), full, 120, input);
+}
+
+namespace {
+
+sockaddr_in
+loopback(int port)
+{
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+bool
+accepts_connections(int port)
+{
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    return false;
+  }
+  sockaddr_in addr = loopback(port);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+} // namespace
+
+int
+free_loopback_port()
+{
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr = loopback(0);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+BackgroundProcess::BackgroundProcess(const std::string& program, const std::vector<std::string>& args,
+                                     int port)
+{
+  m_log = scratch_file("background-log");
+  m_pid = spawn(program, args, "/dev/null", m_log);
+  REQUIRE_MESSAGE(m_pid > 0, "cannot start " << program);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!accepts_connections(port)) {
+    int status = 0;
+    if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
+      m_pid = -1;
+      FAIL(program << " exited early: " << slurp(m_log));
+    }
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                    program << " did not listen on port " << port << ": " << slurp(m_log));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+BackgroundProcess::~BackgroundProcess()
+{
+  if (m_pid > 0) {
+    ::kill(m_pid, SIGTERM);
+    wait_for(m_pid, std::chrono::seconds(10));
+  }
+  std::error_code ec;
+  fs::remove(m_log, ec);
+}
+
+std::string
+BackgroundProcess::log() const
+{
+  return slurp(m_log);
 }
 
 ServerProcess::ServerProcess(const fs::path& data_dir, const std::vector<std::string>& extra_args)

@@ -35,6 +35,28 @@ int run_and_kill(const std::string& program, const std::vector<std::string>& arg
 CommandResult run_cli(const std::filesystem::path& data_dir, const std::vector<std::string>& args,
                       const std::string& input = {});
 
+// A port on 127.0.0.1 that was free a moment ago (for servers that cannot
+// report the port they bound, like nginx).
+int free_loopback_port();
+
+// Another program running beside the test (nginx, ...). The constructor waits
+// (bounded) until 127.0.0.1:`port` accepts connections; the destructor sends
+// SIGTERM, then SIGKILL.
+class BackgroundProcess
+{
+public:
+  BackgroundProcess(const std::string& program, const std::vector<std::string>& args, int port);
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+  // Its standard error so far.
+  std::string log() const;
+
+private:
+  pid_t m_pid = -1;
+  std::filesystem::path m_log;
+};
+
 // `registryctl serve` on 127.0.0.1 with an ephemeral port. The constructor waits
 // (bounded) for the ready file; the destructor sends SIGTERM, then SIGKILL.
 class ServerProcess

@@ -11,6 +11,14 @@ namespace util = registry::util;
 
 TEST_SUITE("util")
 {
+  TEST_CASE("util::printable")
+  {
+    CHECK(util::printable("alice") == "alice");
+    CHECK(util::printable("a\nb\x1b[31m\xc3\xa9") == "a?b?[31m??");
+    CHECK(util::printable(std::string(70, 'x')) == std::string(64, 'x') + "...");
+    CHECK(util::printable("abcdef", 3) == "abc...");
+  }
+
   TEST_CASE("util::parse_uint")
   {
     SUBCASE("whole decimal numbers parse")
