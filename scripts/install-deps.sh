@@ -7,9 +7,10 @@ packages=(build-essential cmake ninja-build pkg-config
   libcli11-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
   libsqlitecpp-dev libsqlite3-dev libzstd-dev doctest-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  # skopeo is the real client the end-to-end tests push and pull with; nginx
-  # terminates TLS in front of the registry and openssl makes its certificate.
-  packages+=(skopeo nginx-light openssl)
+  # skopeo is the real client the end-to-end tests push and pull with, podman
+  # logs in; nginx terminates TLS in front of the registry and openssl makes
+  # its certificate.
+  packages+=(skopeo podman nginx-light openssl)
 fi
 
 sudo_cmd=()

@@ -1,7 +1,7 @@
 // Transport: HTTPS served by registryctl with a self-signed certificate made
 // here, and a real nginx terminating TLS in front of a plain-HTTP registryctl
-// started with --base-url and token auth. skopeo logs in with an API key
-// (username "api") and copies a two-layer image through both.
+// started with --base-url and token auth. skopeo and podman log in with an API
+// key (username "api"); skopeo copies a two-layer image through both.
 
 #include "common/util/file.hpp"
 #include "tests/e2e/fixture.hpp"
@@ -109,6 +109,12 @@ TEST_SUITE("e2e")
     REQUIRE(run_cli(data, {"user", "add", "admin"}, "admin password\n").exit_code == 0);
     std::string key = create_key(data, "private");
     fs::path authfile = dir / "auth.json";
+    // podman shares skopeo's registry code but is its own binary, as users run it.
+    auto podman_login = [&](const std::string& host, const std::string& password) {
+      return run_command("podman", {"login", "--cert-dir", cert.cert_dir.string(), "--authfile",
+                                    (dir / "podman-auth.json").string(), "-u", "api", "--password-stdin", host},
+                         60, password + "\n");
+    };
     auto skopeo_login = [&](const std::string& host, const std::string& password) {
       return skopeo({"login", "--cert-dir", cert.cert_dir.string(), "--authfile", authfile.string(), "-u",
                      "api", "--password-stdin", host},
@@ -160,6 +166,9 @@ TEST_SUITE("e2e")
       CHECK((!over_http || over_http->status >= 400));
 
       CHECK(skopeo_login(host, "rk_wrong").exit_code != 0);
+      CHECK(podman_login(host, "rk_wrong").exit_code != 0);
+      auto podman = podman_login(host, key);
+      CHECK_MESSAGE(podman.exit_code == 0, podman.err);
       std::string to = push_through(host);
       auto pulled = skopeo({"copy", "--src-cert-dir", cert.cert_dir.string(), "--authfile", authfile.string(),
                             to, "dir:" + (dir / "pulled").string()});
@@ -202,6 +211,8 @@ TEST_SUITE("e2e")
             == 0);
 
       push_through(external);
+      auto podman = podman_login(external, key);
+      CHECK_MESSAGE(podman.exit_code == 0, podman.err);
       std::string log = server.log();
       // Tokens came from the realm behind nginx; the registry saw the key's token.
       CHECK(log.find("GET /auth/token 200") != std::string::npos);
