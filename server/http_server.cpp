@@ -4,12 +4,15 @@
 #include "common/util/log.hpp"
 #include "common/util/strings.hpp"
 #include "server/access.hpp"
+#include "common/util/uuid.hpp"
 #include "server/api_error.hpp"
+#include "server/metrics.hpp"
 #include "server/handlers/handlers.hpp"
 #include "server/request_context.hpp"
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -19,8 +22,30 @@ namespace registry::server {
 
 namespace {
 
-thread_local std::chrono::steady_clock::time_point t_request_start;
-thread_local std::string t_principal; // who the request ran as, for the access log
+// What the access log and the metrics need to know of the request the current
+// worker thread is serving; reset before routing, filled in by dispatch().
+struct RequestRecord {
+  std::chrono::steady_clock::time_point start;
+  std::string id;
+  std::string principal; // empty: anonymous
+  const char* route = "none";
+  std::string repository;
+  uint64_t received = 0;
+};
+thread_local RequestRecord t_request;
+
+// Request ids: a random prefix per process and a counter, so ids are unique
+// across restarts without a random draw per request.
+std::string
+next_request_id()
+{
+  static const std::string prefix = util::random_uuid().substr(0, 8);
+  static std::atomic<uint64_t> counter{0};
+  char text[32];
+  std::snprintf(text, sizeof text, "%s-%08llx", prefix.c_str(),
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return text;
+}
 
 constexpr const char* k_api_version_header = "Docker-Distribution-API-Version";
 
@@ -95,6 +120,7 @@ struct HttpServer::Impl {
   service::Registry& registry;
   ServerOptions options;
   LoginThrottle throttle;
+  Metrics metrics;
   std::unique_ptr<httplib::Server> http;
   std::function<void()> widen_backlog;
 
@@ -105,25 +131,35 @@ struct HttpServer::Impl {
            const httplib::ContentReader* reader)
   {
     RequestContext ctx{req, res, reader, registry, options, parse_route(req.path), {}, false, &throttle};
-    struct NamePrincipal {
+    // Whatever way dispatch() returns, the record learns who asked and what.
+    struct Record {
       RequestContext& ctx;
-      ~NamePrincipal()
+      ~Record()
       {
         if (ctx.principal.kind == service::Principal::Kind::anonymous) {
-          t_principal.clear();
+          t_request.principal.clear();
         } else if (ctx.principal.name.empty()) {
-          t_principal.assign("(open)");
+          t_request.principal.assign("(open)");
         } else {
-          t_principal.assign(ctx.principal.name);
+          t_request.principal.assign(ctx.principal.name);
         }
+        t_request.received = ctx.received;
       }
-    } name_principal{ctx};
+    } record{ctx};
     res.set_header(k_api_version_header, "registry/2.0");
+    res.set_header("X-Request-Id", t_request.id);
     if (req.path == "/auth/token" && (req.method == "GET" || req.method == "POST")) {
+      t_request.route = "token";
       handlers::token(ctx);
       ctx.drain_body();
       return;
     }
+    if (req.path == "/metrics" && req.method == "GET") {
+      t_request.route = "metrics";
+      return serve_metrics(ctx);
+    }
+    t_request.route = route_name(ctx.route.kind);
+    t_request.repository = ctx.route.name;
     if (ctx.route.kind == RouteKind::not_found) {
       ctx.drain_body();
       res.status = 404;
@@ -149,6 +185,55 @@ struct HttpServer::Impl {
     }
   }
 
+  // GET /metrics: for admins, or anyone with --metrics-anonymous (or while the
+  // registry has no users).
+  void
+  serve_metrics(RequestContext& ctx)
+  {
+    if (!options.metrics_anonymous) {
+      auto allowed = authorize(ctx, "", std::nullopt);
+      if (!allowed) {
+        return ctx.write_error(allowed.error());
+      }
+      if (!ctx.principal.admin) {
+        return ctx.write_error(make_error(ErrorCode::denied, "metrics are for server admins"));
+      }
+    }
+    ctx.res.status = 200;
+    ctx.res.set_content(metrics.render(registry), "text/plain; version=0.0.4; charset=utf-8");
+  }
+
+  void
+  log_request(const httplib::Request& req, const httplib::Response& res)
+  {
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request.start).count();
+    uint64_t sent = req.method == "HEAD" ? 0 : res.content_length_ > 0 ? res.content_length_ : res.body.size();
+    const char* route = req.path == "/healthz" ? "healthz" : t_request.route;
+    metrics.record_request(req.method, route, res.status, seconds, t_request.received, sent);
+    if (!options.access_log) {
+      return;
+    }
+    std::string client = client_address(req, options);
+    std::string principal = t_request.principal.empty() ? "-" : util::printable(t_request.principal);
+    char text[160];
+    std::snprintf(text, sizeof text, "%d %llu %.3fms %s %s id=%s", res.status,
+                  static_cast<unsigned long long>(sent), seconds * 1000.0, client.c_str(),
+                  principal.c_str(), t_request.id.c_str());
+    util::log_record(util::LogLevel::info, "access",
+                     {{"request_id", t_request.id},
+                      {"method", req.method},
+                      {"path", req.path},
+                      {"route", std::string(route)},
+                      {"repository", t_request.repository},
+                      {"status", static_cast<int64_t>(res.status)},
+                      {"bytes_received", static_cast<int64_t>(t_request.received)},
+                      {"bytes_sent", static_cast<int64_t>(sent)},
+                      {"duration_ms", seconds * 1000.0},
+                      {"client", client},
+                      {"principal", principal}},
+                     req.method + " " + util::printable(req.path, 512) + " " + text);
+  }
+
   void
   configure()
   {
@@ -163,8 +248,12 @@ struct HttpServer::Impl {
     size_t workers = options.workers == 0 ? 32 : options.workers;
     svr.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
     svr.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-      t_request_start = std::chrono::steady_clock::now();
-      t_principal.clear();
+      t_request.start = std::chrono::steady_clock::now();
+      t_request.id = next_request_id();
+      t_request.principal.clear();
+      t_request.route = "none";
+      t_request.repository.clear();
+      t_request.received = 0;
       return httplib::Server::HandlerResponse::Unhandled;
     });
     auto plain = [this](const httplib::Request& req, httplib::Response& res) {
@@ -209,25 +298,19 @@ struct HttpServer::Impl {
                         "application/json");
       }
     });
-    if (options.access_log) {
-      svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-        auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-                         std::chrono::steady_clock::now() - t_request_start)
-                         .count();
-        size_t bytes = res.content_length_ > 0 ? res.content_length_ : res.body.size();
-        char line[256];
-        std::snprintf(line, sizeof line, " %d %zu %.3fms %s %s", res.status, bytes,
-                      static_cast<double>(elapsed) / 1000.0, client_address(req, options).c_str(),
-                      t_principal.empty() ? "-" : util::printable(t_principal).c_str());
-        util::log_info("access " + req.method + " " + req.path + line);
-      });
-    }
+    svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) { log_request(req, res); });
   }
 };
 
 HttpServer::HttpServer(service::Registry& registry, ServerOptions options)
   : m_impl(std::make_unique<Impl>(registry, std::move(options)))
 {
+}
+
+Metrics&
+HttpServer::metrics()
+{
+  return m_impl->metrics;
 }
 
 HttpServer::~HttpServer()

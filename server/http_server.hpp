@@ -18,6 +18,8 @@ class Registry;
 
 namespace registry::server {
 
+class Metrics;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 5000;      // 0 picks a free port
@@ -29,6 +31,7 @@ struct ServerOptions {
   bool token_auth = false;            // challenge with Bearer (Docker token auth) instead of Basic
   std::string service = "registryctl"; // the token audience
   bool trust_proxy_headers = false;    // client address from X-Real-IP / X-Forwarded-For
+  bool metrics_anonymous = false;      // GET /metrics without credentials
 };
 
 class HttpServer
@@ -47,6 +50,8 @@ public:
   void run();
   void stop();
   bool is_running() const;
+  // The server's metrics, for jobs running beside it to report into.
+  Metrics& metrics();
 
 private:
   struct Impl;

@@ -33,9 +33,13 @@ RequestContext::body()
   return [this](const storage::ByteSink& sink) -> bool {
     body_consumed = true;
     if (reader == nullptr) {
+      received += req.body.size();
       return sink(req.body.data(), req.body.size());
     }
-    return (*reader)([&](const char* data, size_t size) { return sink(data, size); });
+    return (*reader)([&](const char* data, size_t size) {
+      received += size;
+      return sink(data, size);
+    });
   };
 }
 

@@ -33,6 +33,7 @@ struct RequestContext {
   service::Principal principal; // set by authorize()
   bool body_consumed = false;
   LoginThrottle* throttle = nullptr; // shared by the server; null disables throttling
+  uint64_t received = 0;             // body bytes read so far
 
   bool
   is_head() const

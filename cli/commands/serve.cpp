@@ -3,10 +3,11 @@
 #include "cli/commands/commands.hpp"
 #include "common/service/garbage_collector.hpp"
 #include "common/util/file.hpp"
-#include "common/util/strings.hpp"
 #include "common/util/log.hpp"
+#include "common/util/strings.hpp"
 #include "common/version.hpp"
 #include "server/http_server.hpp"
+#include "server/metrics.hpp"
 
 #include <condition_variable>
 #include <csignal>
@@ -34,6 +35,9 @@ struct ServeOptions {
   std::string service = "registryctl";
   std::string token_lifetime = "5m";
   bool trust_proxy_headers = false;
+  bool metrics_anonymous = false;
+  std::string log_format = "text";
+  std::string log_level = "info";
 };
 
 int64_t
@@ -53,10 +57,12 @@ duration_flag(const std::string& text, const char* flag)
 class CleanupJob
 {
 public:
-  CleanupJob(service::Registry& registry, int64_t interval, service::GcOptions options)
+  CleanupJob(service::Registry& registry, int64_t interval, service::GcOptions options,
+             server::Metrics& metrics)
     : m_registry(registry),
       m_interval(interval),
-      m_options(std::move(options))
+      m_options(std::move(options)),
+      m_metrics(metrics)
   {
     if (m_interval > 0) {
       m_thread = std::thread([this] { loop(); });
@@ -85,6 +91,7 @@ private:
       lock.unlock();
       auto report = service::collect_garbage(m_registry, m_options);
       if (report) {
+        m_metrics.record_gc(true, report->blobs_removed, report->bytes_freed);
         char line[256];
         std::snprintf(line, sizeof line,
                       "cleanup: removed %llu blobs (%s), %llu uploads in %.2fs",
@@ -95,6 +102,7 @@ private:
       } else if (report.error().code == ErrorCode::conflict) {
         util::log_info("cleanup: skipped, " + report.error().message);
       } else {
+        m_metrics.record_gc(false, 0, 0);
         util::log_error("cleanup failed: " + report.error().message);
       }
       lock.lock();
@@ -104,6 +112,7 @@ private:
   service::Registry& m_registry;
   int64_t m_interval;
   service::GcOptions m_options;
+  server::Metrics& m_metrics;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
@@ -143,6 +152,7 @@ to_server_options(const ServeOptions& o)
   s.token_auth = o.token_auth;
   s.service = o.service;
   s.trust_proxy_headers = o.trust_proxy_headers;
+  s.metrics_anonymous = o.metrics_anonymous;
   return s;
 }
 
@@ -159,6 +169,13 @@ run_serve(AppContext& ctx, const ServeOptions& options)
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  util::LogLevel level = util::LogLevel::info;
+  if (!util::parse_log_level(options.log_level, level)) {
+    throw CommandError(make_error(ErrorCode::invalid_argument,
+                                  "--log-level must be debug, info, warn or error"));
+  }
+  util::set_log_level(level);
+  util::set_log_format(options.log_format == "json" ? util::LogFormat::json : util::LogFormat::text);
   auto& registry = ctx.registry();
   int64_t token_lifetime = duration_flag(options.token_lifetime, "--token-lifetime");
   if (token_lifetime <= 0) {
@@ -183,7 +200,7 @@ run_serve(AppContext& ctx, const ServeOptions& options)
   gc_options.grace = duration_flag(options.gc_grace, "--gc-grace");
   gc_options.upload_expiry = duration_flag(options.upload_expiry, "--upload-expiry");
   int64_t interval = duration_flag(options.cleanup_interval, "--cleanup-interval");
-  CleanupJob cleanup(registry, interval, gc_options);
+  CleanupJob cleanup(registry, interval, gc_options, http.metrics());
   std::thread waiter([&] {
     int received = 0;
     sigwait(&signals, &received);
@@ -230,6 +247,17 @@ add_serve_command(CLI::App& app, AppContext& ctx)
                 "Log and throttle by the client address a reverse proxy sends (X-Real-IP, "
                 "X-Forwarded-For); only when every request comes through that proxy")
     ->envname("REGISTRYCTL_TRUST_PROXY_HEADERS");
+  cmd->add_flag("--metrics-anonymous", options->metrics_anonymous,
+                "Serve GET /metrics without credentials (otherwise admins only)")
+    ->envname("REGISTRYCTL_METRICS_ANONYMOUS");
+  cmd->add_option("--log-format", options->log_format, "Log lines as text or one JSON object each")
+    ->check(CLI::IsMember({"text", "json"}))
+    ->envname("REGISTRYCTL_LOG_FORMAT")
+    ->capture_default_str();
+  cmd->add_option("--log-level", options->log_level, "Least severe level logged: debug, info, warn, error")
+    ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+    ->envname("REGISTRYCTL_LOG_LEVEL")
+    ->capture_default_str();
   cmd->add_option("--token-lifetime", options->token_lifetime, "Lifetime of issued Bearer tokens")
     ->envname("REGISTRYCTL_TOKEN_LIFETIME")
     ->capture_default_str();

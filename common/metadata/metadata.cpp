@@ -1269,6 +1269,26 @@ Metadata::store_stats(int64_t store_id)
   });
 }
 
+Result<std::vector<FeedUsage>>
+Metadata::feed_usage()
+{
+  return m_impl->run([&](Connection& db) -> Result<std::vector<FeedUsage>> {
+    SQLite::Statement& q = db.prepare(
+      "SELECT f.name, (SELECT count(*) FROM repositories r WHERE r.feed_id = f.id),"
+      " count(u.blob_id), coalesce(sum(u.size), 0)"
+      " FROM feeds f LEFT JOIN (SELECT DISTINCT r.feed_id AS feed_id, b.id AS blob_id, b.size AS size"
+      "   FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id"
+      "   JOIN blobs b ON b.id = rb.blob_id) u ON u.feed_id = f.id"
+      " GROUP BY f.id ORDER BY f.name");
+    std::vector<FeedUsage> out;
+    while (q.executeStep()) {
+      out.push_back(FeedUsage{column_string(q, 0), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
+                              static_cast<uint64_t>(q.getColumn(3).getInt64())});
+    }
+    return out;
+  });
+}
+
 // --- users ---
 
 namespace {

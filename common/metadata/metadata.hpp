@@ -117,6 +117,14 @@ struct StoreStats {
   uint64_t total_bytes = 0;
 };
 
+// What one feed holds: blobs linked into any of its repositories, each counted once.
+struct FeedUsage {
+  std::string feed;
+  int64_t repositories = 0;
+  int64_t blobs = 0;
+  uint64_t bytes = 0;
+};
+
 struct UserRow {
   int64_t id = 0;
   std::string name;
@@ -304,6 +312,8 @@ public:
   // feed's store, or a child manifest missing from the repository.
   Result<std::vector<DanglingReference>> dangling_references(int64_t limit);
   Result<StoreStats> store_stats(int64_t store_id);
+  // Per feed, by name: repositories, distinct linked blobs and their bytes.
+  Result<std::vector<FeedUsage>> feed_usage();
 
   // --- users ---
   // already_exists when the name is taken.

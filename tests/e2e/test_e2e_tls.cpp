@@ -217,7 +217,7 @@ TEST_SUITE("e2e")
       // Tokens came from the realm behind nginx; the registry saw the key's token.
       CHECK(log.find("GET /auth/token 200") != std::string::npos);
       CHECK(log.find("PUT /v2/private/app/manifests/v1 201") != std::string::npos);
-      CHECK(log.find(" 127.0.0.1 api\n") != std::string::npos);
+      CHECK(log.find(" 127.0.0.1 api id=") != std::string::npos);
     }
   }
 
