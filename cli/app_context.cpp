@@ -1,7 +1,10 @@
 #include "cli/app_context.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
+#include <pwd.h>
+#include <unistd.h>
 
 namespace registry::cli {
 
@@ -12,6 +15,21 @@ AppContext::registry()
     m_registry = unwrap(service::Registry::open(data_dir));
   }
   return *m_registry;
+}
+
+void
+AppContext::audit(const std::string& kind, const std::string& feed, const std::string& subject,
+                  const std::string& detail)
+{
+  std::string who;
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr) {
+    who = pw->pw_name;
+  } else if (const char* user = std::getenv("USER"); user != nullptr) {
+    who = user;
+  } else {
+    who = std::to_string(::geteuid());
+  }
+  registry().audit(kind, "cli:" + who, feed, subject, detail);
 }
 
 void

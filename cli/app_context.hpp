@@ -70,6 +70,10 @@ struct AppContext {
   // Opens the data directory on first use.
   service::Registry& registry();
 
+  // Records an admin change in the audit trail, as "cli:<OS user>".
+  void audit(const std::string& kind, const std::string& feed, const std::string& subject,
+             const std::string& detail = {});
+
   // Prints `doc` as JSON (json mode) or calls `table()` to print it for humans.
   void print(const nlohmann::json& doc, const std::function<void()>& table) const;
 

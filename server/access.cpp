@@ -114,6 +114,7 @@ checked_login(RequestContext& ctx, const std::string& name, const std::string& s
   }
   if (!principal) {
     util::log_warn("login failed for user '" + util::printable(name) + "' from " + address);
+    ctx.registry.audit("login.failed", util::printable(name), "", util::printable(name), "from " + address);
   }
   return principal;
 }

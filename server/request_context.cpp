@@ -80,6 +80,21 @@ RequestContext::drain_body()
 }
 
 std::string
+RequestContext::actor() const
+{
+  if (principal.kind == service::Principal::Kind::anonymous) {
+    return "-";
+  }
+  return principal.name.empty() ? "(open)" : principal.name;
+}
+
+void
+RequestContext::audit(const std::string& kind, const std::string& subject, const std::string& detail)
+{
+  registry.audit(kind, actor(), route.name.substr(0, route.name.find('/')), subject, detail);
+}
+
+std::string
 RequestContext::url(const std::string& path) const
 {
   return options.base_url + path;

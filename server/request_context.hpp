@@ -51,6 +51,11 @@ struct RequestContext {
   // Reads and discards an unread body, so the connection can be reused.
   void drain_body();
 
+  // Who the request acts for, as the audit trail and the log name it.
+  std::string actor() const;
+  // Records `kind` on `subject` in the audit trail, with the route's feed.
+  void audit(const std::string& kind, const std::string& subject, const std::string& detail = {});
+
   // "<base-url>/v2/..." or "/v2/..." when no base URL is configured.
   std::string url(const std::string& path) const;
 

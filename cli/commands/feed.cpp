@@ -55,6 +55,7 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   create->callback([&ctx, options] {
     auto row = unwrap(ctx.registry().create_feed(options->name, options->description,
                                                  options->anonymous));
+    ctx.audit("feed.create", row.name, row.name, "anonymous " + row.anonymous_access);
     print_feed(ctx, row);
   });
 
@@ -88,13 +89,16 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
     if (update->count("--anonymous") > 0) {
       anonymous = options->anonymous;
     }
-    print_feed(ctx, unwrap(ctx.registry().update_feed(options->name, description, anonymous)));
+    auto row = unwrap(ctx.registry().update_feed(options->name, description, anonymous));
+    ctx.audit("feed.update", row.name, row.name, "anonymous " + row.anonymous_access);
+    print_feed(ctx, row);
   });
 
   auto* remove = feed->add_subcommand("delete", "Delete a feed with all its repositories");
   remove->add_option("name", options->name, "Feed name")->required();
   remove->callback([&ctx, options] {
     unwrap(ctx.registry().delete_feed(options->name));
+    ctx.audit("feed.delete", options->name, options->name);
     ctx.print({{"deleted", options->name}},
               [&] { std::cout << "deleted feed " << options->name << "\n"; });
   });

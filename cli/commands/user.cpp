@@ -59,6 +59,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
       unwrap(accounts.set_admin(*name, true));
       row.admin = true;
     }
+    ctx.audit("user.add", "", row.name, row.admin ? "admin" : "");
     ctx.print({{"name", row.name}, {"admin", row.admin}, {"created_at", util::format_time(row.created_at)}},
               [&] { std::cout << "added user " << row.name << (row.admin ? " (admin)" : "") << "\n"; });
   });
@@ -82,6 +83,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
   passwd->add_flag("--password-stdin", *from_stdin, "Read the password from stdin (the default)");
   passwd->callback([&ctx, name] {
     unwrap(ctx.registry().accounts().set_password(*name, read_password()));
+    ctx.audit("user.passwd", "", *name);
     ctx.print({{"name", *name}, {"password_changed", true}},
               [&] { std::cout << "password of " << *name << " changed\n"; });
   });
@@ -92,6 +94,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
     cmd->add_option("name", *name, "User name")->required();
     cmd->callback([&ctx, name, disable] {
       unwrap(ctx.registry().accounts().set_disabled(*name, disable));
+      ctx.audit(disable ? "user.disable" : "user.enable", "", *name);
       ctx.print({{"name", *name}, {"disabled", disable}}, [&] {
         std::cout << (disable ? "disabled " : "enabled ") << *name << "\n";
       });
@@ -104,6 +107,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
     cmd->add_option("name", *name, "User name")->required();
     cmd->callback([&ctx, name, make_admin] {
       unwrap(ctx.registry().accounts().set_admin(*name, make_admin));
+      ctx.audit(make_admin ? "user.make-admin" : "user.drop-admin", "", *name);
       ctx.print({{"name", *name}, {"admin", make_admin}}, [&] {
         std::cout << *name << (make_admin ? " is now an admin" : " is no longer an admin") << "\n";
       });
@@ -114,6 +118,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
   remove->add_option("name", *name, "User name")->required();
   remove->callback([&ctx, name] {
     unwrap(ctx.registry().accounts().delete_user(*name));
+    ctx.audit("user.delete", "", *name);
     ctx.print({{"deleted", *name}}, [&] { std::cout << "deleted user " << *name << "\n"; });
   });
 }
@@ -171,6 +176,8 @@ add_privilege_commands(CLI::App& app, AppContext& ctx)
         unwrap(granting ? accounts.grant(args->user, args->feed, p)
                         : accounts.revoke(args->user, args->feed, p));
       }
+      ctx.audit(granting ? "privilege.grant" : "privilege.revoke", args->feed == "*" ? "" : args->feed,
+                args->user, args->privileges + (args->feed == "*" ? " on every feed" : ""));
       ctx.print({{"user", args->user}, {"feed", args->feed}, {"privileges", util::split(args->privileges, ',')},
                  {"granted", granting}},
                 [&] {
@@ -219,6 +226,8 @@ add_key_commands(CLI::App& app, AppContext& ctx)
     auto privileges = args->privileges.empty() ? std::vector<service::Privilege>() : parse_privileges(args->privileges);
     auto created = unwrap(ctx.registry().accounts().create_key(args->user, args->feed, privileges, expires,
                                                                args->description));
+    ctx.audit("key.create", created.row.feed, created.row.prefix,
+              created.row.user_id ? "acts as user " + created.row.user : "privileges " + created.row.privileges);
     ctx.print({{"key", created.key},
                {"prefix", created.row.prefix},
                {"user", created.row.user},
@@ -252,6 +261,7 @@ add_key_commands(CLI::App& app, AppContext& ctx)
   revoke->add_option("prefix", args->prefix, "The prefix key list shows")->required();
   revoke->callback([&ctx, args] {
     unwrap(ctx.registry().accounts().revoke_key(args->prefix));
+    ctx.audit("key.revoke", "", args->prefix);
     ctx.print({{"revoked", args->prefix}}, [&] { std::cout << "revoked key " << args->prefix << "\n"; });
   });
 }

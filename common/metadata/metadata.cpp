@@ -8,6 +8,7 @@
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 
@@ -159,6 +160,13 @@ CREATE TABLE api_keys (
   expires_at INTEGER NOT NULL DEFAULT 0,
   last_used_at INTEGER NOT NULL DEFAULT 0
 );
+)sql",
+  // 5: the audit trail names who acted and on which feed
+  R"sql(
+ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN feed TEXT NOT NULL DEFAULT '';
+CREATE INDEX events_at ON events(at);
+CREATE INDEX events_feed ON events(feed, at);
 )sql",
 };
 
@@ -1669,6 +1677,51 @@ Metadata::list_uploads()
       row.updated_at = q.getColumn(5).getInt64();
       out.push_back(row);
     }
+    return out;
+  });
+}
+
+// --- audit trail ---
+
+Result<void>
+Metadata::record_event(const EventRow& event)
+{
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q =
+      db.prepare("INSERT INTO events (at, kind, actor, feed, subject, detail) VALUES (?, ?, ?, ?, ?, ?)");
+    q.bind(1, event.at);
+    q.bind(2, event.kind);
+    q.bind(3, event.actor);
+    q.bind(4, event.feed);
+    q.bind(5, event.subject);
+    q.bind(6, event.detail);
+    q.exec();
+    return ok();
+  });
+}
+
+Result<std::vector<EventRow>>
+Metadata::list_events(const std::string& feed, int64_t since, int64_t limit)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::vector<EventRow>> {
+    // The newest `limit` events, returned oldest first.
+    SQLite::Statement& q = db.prepare(
+      feed.empty() ? "SELECT id, at, kind, actor, feed, subject, detail FROM events WHERE at >= ?1"
+                     " ORDER BY at DESC, id DESC LIMIT ?2"
+                   : "SELECT id, at, kind, actor, feed, subject, detail FROM events WHERE feed = ?3 AND at >= ?1"
+                     " ORDER BY at DESC, id DESC LIMIT ?2");
+    q.bind(1, since);
+    q.bind(2, limit);
+    if (!feed.empty()) {
+      q.bind(3, feed);
+    }
+    std::vector<EventRow> out;
+    while (q.executeStep()) {
+      out.push_back(EventRow{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), column_string(q, 2),
+                             column_string(q, 3), column_string(q, 4), column_string(q, 5),
+                             column_string(q, 6)});
+    }
+    std::reverse(out.begin(), out.end());
     return out;
   });
 }

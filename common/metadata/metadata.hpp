@@ -105,6 +105,17 @@ struct UploadRow {
   int64_t updated_at = 0;
 };
 
+// One entry of the audit trail.
+struct EventRow {
+  int64_t id = 0;
+  int64_t at = 0;
+  std::string kind;    // "manifest.push", "feed.create", "login.failed", ...
+  std::string actor;   // user name, "api", "cli:<os user>", "-" for anonymous
+  std::string feed;    // empty when no feed is involved
+  std::string subject; // what was acted on: FEED/REPO@DIGEST, a user name, ...
+  std::string detail;
+};
+
 struct DanglingReference {
   std::string repository;
   std::string manifest_digest;
@@ -354,6 +365,11 @@ public:
   // Not an error when absent.
   Result<void> delete_upload(const std::string& id);
   Result<std::vector<UploadRow>> list_uploads();
+
+  // --- audit trail ---
+  Result<void> record_event(const EventRow& event);
+  // The newest `limit` events at or after `since` (of `feed` when not empty), oldest first.
+  Result<std::vector<EventRow>> list_events(const std::string& feed, int64_t since, int64_t limit);
 
 private:
   struct Impl;

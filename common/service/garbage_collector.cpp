@@ -348,6 +348,12 @@ collect_garbage(Registry& registry, const GcOptions& options)
     return fail(result.take_error());
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!options.dry_run && (report.blobs_removed + report.manifests_removed + report.uploads_purged) > 0) {
+    registry.audit("gc.run", "gc", options.feed, options.feed.empty() ? "all feeds" : options.feed,
+                   std::to_string(report.blobs_removed) + " blobs (" + std::to_string(report.bytes_freed)
+                     + " bytes), " + std::to_string(report.manifests_removed) + " manifests, "
+                     + std::to_string(report.uploads_purged) + " uploads");
+  }
   return report;
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/storage/fs_blob_store.hpp"
 #include "common/util/hasher.hpp"
+#include "common/util/log.hpp"
 
 namespace registry::service {
 
@@ -47,6 +48,16 @@ Registry::store(int64_t store_id)
     return fail(ErrorCode::internal, "store " + std::to_string(store_id) + " is not configured");
   }
   return it->second.get();
+}
+
+void
+Registry::audit(const std::string& kind, const std::string& actor, const std::string& feed,
+                const std::string& subject, const std::string& detail)
+{
+  auto written = m_metadata->record_event(metadata::EventRow{0, now(), kind, actor, feed, subject, detail});
+  if (!written) {
+    util::log_warn("audit: cannot record " + kind + " " + subject + ": " + written.error().message);
+  }
 }
 
 Result<TokenService*>

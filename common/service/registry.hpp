@@ -125,6 +125,11 @@ public:
     return m_clock->now();
   }
 
+  // Appends to the audit trail. Never fails the caller: a failed write is
+  // logged as a warning.
+  void audit(const std::string& kind, const std::string& actor, const std::string& feed,
+             const std::string& subject, const std::string& detail = {});
+
   // The store with `store_id`. internal when it is not configured.
   Result<storage::BlobStore*> store(int64_t store_id);
   // Every configured store id.

@@ -23,6 +23,19 @@ split(std::string_view text, char sep)
   }
 }
 
+std::string
+join(const std::vector<std::string>& parts, std::string_view sep)
+{
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) {
+      out.append(sep);
+    }
+    out += parts[i];
+  }
+  return out;
+}
+
 std::string_view
 trim(std::string_view text)
 {

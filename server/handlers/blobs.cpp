@@ -191,6 +191,7 @@ delete_blob(RequestContext& ctx)
   if (!result) {
     return ctx.write_error(result.error());
   }
+  ctx.audit("blob.delete", ctx.route.name + "@" + ctx.route.reference);
   ctx.res.status = 202;
   ctx.res.set_header("Content-Length", "0");
 }

@@ -74,6 +74,8 @@ put_manifest(RequestContext& ctx)
   if (!result) {
     return ctx.write_error(result.error());
   }
+  ctx.audit("manifest.push", ctx.route.name + "@" + result->digest.str(),
+            ctx.route.reference == result->digest.str() ? std::string() : "tag " + ctx.route.reference);
   ctx.res.status = 201;
   ctx.res.set_header("Location",
                      ctx.url("/v2/" + ctx.route.name + "/manifests/" + result->digest.str()));
@@ -91,6 +93,9 @@ delete_manifest(RequestContext& ctx)
   if (!result) {
     return ctx.write_error(result.error());
   }
+  bool by_digest = ctx.route.reference == result->digest.str();
+  ctx.audit(by_digest ? "manifest.delete" : "tag.delete", ctx.route.name + "@" + result->digest.str(),
+            result->removed_tags.empty() ? std::string() : "tags " + util::join(result->removed_tags, ","));
   ctx.res.status = 202;
   ctx.res.set_header("Content-Length", "0");
 }

@@ -94,6 +94,18 @@ unauthorized(RequestContext& ctx, const std::string& message)
   ctx.write_error(make_error(ErrorCode::unauthorized, message));
 }
 
+// `docker login` and friends ask for a refresh token (GET offline_token=true)
+// or use the OAuth2 password grant: those are the logins the audit trail
+// records, not the token every pull fetches.
+void
+record_login(RequestContext& ctx, const service::Principal& principal)
+{
+  if (principal.kind != service::Principal::Kind::anonymous) {
+    ctx.registry.audit("login", principal.name, "", principal.name,
+                       "from " + client_address(ctx.req, ctx.options));
+  }
+}
+
 } // namespace
 
 void
@@ -126,10 +138,13 @@ token(RequestContext& ctx)
     if (service.empty()) {
       service = ctx.options.service;
     }
-    auto issued = (*tokens)->issue(ctx.principal, scopes, service,
-                                   ctx.req.get_param_value("offline_token") == "true");
+    bool offline = ctx.req.get_param_value("offline_token") == "true";
+    auto issued = (*tokens)->issue(ctx.principal, scopes, service, offline);
     if (!issued) {
       return ctx.write_error(issued.error());
+    }
+    if (offline) {
+      record_login(ctx, ctx.principal);
     }
     return answer(ctx, *issued, false);
   }
@@ -178,6 +193,9 @@ token(RequestContext& ctx)
   }
   if (!refresh.empty()) {
     issued->refresh_token = refresh;
+  }
+  if (grant == "password") {
+    record_login(ctx, *principal);
   }
   answer(ctx, *issued, true);
 }

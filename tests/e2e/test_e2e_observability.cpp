@@ -142,3 +142,79 @@ TEST_SUITE("e2e")
     CHECK(run_cli(data, {"serve", "--log-level", "loud"}).exit_code == 2);
   }
 }
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("the audit trail: registryctl events")
+  {
+    RegistryFixture f;
+    auto& c = f.c();
+    REQUIRE(run_cli(f.data, {"user", "add", "admin"}, "admin password\n").exit_code == 0);
+    REQUIRE(run_cli(f.data, {"feed", "create", "private", "--anonymous", "none"}).exit_code == 0);
+    REQUIRE(run_cli(f.data, {"user", "add", "bob"}, "bob password\n").exit_code == 0);
+    REQUIRE(run_cli(f.data, {"privilege", "grant", "bob", "private", "push"}).exit_code == 0);
+    REQUIRE(run_cli(f.data, {"key", "create", "--feed", "private", "--privileges", "pull"}).exit_code == 0);
+
+    c.http().set_basic_auth("bob", "bob password");
+    auto image = c.push_image("private/app", "v1", {"audited layer"});
+    c.http().set_basic_auth("", "");
+    auto wrong = c.get("/v2/", {httplib::make_basic_authentication_header("bob", "guess")});
+    REQUIRE(wrong);
+    CHECK(wrong->status == 401);
+    auto login = c.http().Get("/auth/token?service=registryctl&offline_token=true&client_id=test",
+                              {httplib::make_basic_authentication_header("bob", "bob password")});
+    REQUIRE(login);
+    CHECK(login->status == 200);
+    auto removed = c.http().Delete("/v2/private/app/manifests/" + image.digest,
+                                   {httplib::make_basic_authentication_header("admin", "admin password")});
+    REQUIRE(removed);
+    CHECK(removed->status == 202);
+    REQUIRE(run_cli(f.data, {"gc", "--grace", "0s"}).exit_code == 0);
+    REQUIRE(run_cli(f.data, {"feed", "delete", "other"}).exit_code == 0);
+
+    auto listed = run_cli(f.data, {"events", "-o", "json"});
+    REQUIRE_MESSAGE(listed.exit_code == 0, listed.err);
+    auto events = nlohmann::json::parse(listed.out);
+    std::vector<std::string> kinds;
+    for (const auto& e : events) {
+      kinds.push_back(e["kind"]);
+    }
+    // `feed create main/other` ran before the first user existed; they are in the trail too.
+    std::vector<std::string> expected = {"feed.create", "feed.create", "user.add", "feed.create", "user.add",
+                                         "privilege.grant", "key.create", "manifest.push", "login.failed",
+                                         "login", "manifest.delete", "gc.run", "feed.delete"};
+    CHECK(kinds == expected);
+    auto find = [&](const std::string& kind) {
+      for (const auto& e : events) {
+        if (e["kind"] == kind) {
+          return e;
+        }
+      }
+      return nlohmann::json();
+    };
+    CHECK(find("manifest.push")["actor"] == "bob");
+    CHECK(find("manifest.push")["feed"] == "private");
+    CHECK(find("manifest.push")["subject"] == "private/app@" + image.digest);
+    CHECK(find("manifest.push")["detail"] == "tag v1");
+    CHECK(find("manifest.delete")["actor"] == "admin");
+    CHECK(find("manifest.delete")["detail"] == "tags v1");
+    CHECK(find("login.failed")["detail"] == "from 127.0.0.1");
+    CHECK(find("login")["actor"] == "bob");
+    CHECK(find("privilege.grant")["actor"].get<std::string>().rfind("cli:", 0) == 0);
+    CHECK(find("gc.run")["detail"].get<std::string>().rfind("2 blobs (", 0) == 0); // config and layer
+    CHECK(listed.out.find("bob password") == std::string::npos);
+
+    auto private_only = nlohmann::json::parse(run_cli(f.data, {"events", "--feed", "private", "-o", "json"}).out);
+    for (const auto& e : private_only) {
+      CHECK(e["feed"] == "private");
+    }
+    CHECK(private_only.size() == 5); // create, grant, key, push, delete
+    CHECK(nlohmann::json::parse(run_cli(f.data, {"events", "--limit", "2", "-o", "json"}).out).size() == 2);
+    CHECK(nlohmann::json::parse(run_cli(f.data, {"events", "--since", "2099-01-01T00:00:00Z", "-o", "json"}).out)
+            .empty());
+    CHECK(run_cli(f.data, {"events", "--since", "yesterday"}).exit_code == 2);
+    CHECK(run_cli(f.data, {"events", "--feed", "nosuch"}).exit_code == 3);
+    auto table = run_cli(f.data, {"events"});
+    CHECK(table.out.find("manifest.push") != std::string::npos);
+  }
+}

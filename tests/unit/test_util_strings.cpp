@@ -19,6 +19,13 @@ TEST_SUITE("util")
     CHECK(util::printable("abcdef", 3) == "abc...");
   }
 
+  TEST_CASE("util::join")
+  {
+    CHECK(util::join({}, ",") == "");
+    CHECK(util::join({"a"}, ",") == "a");
+    CHECK(util::join({"a", "b", "c"}, ", ") == "a, b, c");
+  }
+
   TEST_CASE("util::parse_uint")
   {
     SUBCASE("whole decimal numbers parse")
