@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <pwd.h>
+#include <termios.h>
 #include <unistd.h>
 
 namespace registry::cli {
@@ -15,6 +16,30 @@ AppContext::registry()
     m_registry = unwrap(service::Registry::open(data_dir));
   }
   return *m_registry;
+}
+
+std::string
+read_password()
+{
+  bool tty = ::isatty(STDIN_FILENO) != 0;
+  termios old_mode{};
+  if (tty) {
+    std::cerr << "Password: " << std::flush;
+    ::tcgetattr(STDIN_FILENO, &old_mode);
+    termios silent = old_mode;
+    silent.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &silent);
+  }
+  std::string password;
+  std::getline(std::cin, password);
+  if (tty) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old_mode);
+    std::cerr << "\n";
+  }
+  while (!password.empty() && (password.back() == '\r' || password.back() == '\n')) {
+    password.pop_back();
+  }
+  return password;
 }
 
 void

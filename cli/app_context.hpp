@@ -81,6 +81,9 @@ private:
   std::unique_ptr<service::Registry> m_registry;
 };
 
+// A secret read from stdin (one line; without echo on a terminal).
+std::string read_password();
+
 // Prints rows as aligned columns under `headers`.
 void print_table(const std::vector<std::string>& headers,
                  const std::vector<std::vector<std::string>>& rows);

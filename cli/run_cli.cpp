@@ -43,6 +43,7 @@ run_cli(int argc, char** argv)
   add_privilege_commands(app, ctx);
   add_key_commands(app, ctx);
   add_events_command(app, ctx);
+  add_connector_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

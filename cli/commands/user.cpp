@@ -4,40 +4,8 @@
 #include "common/util/strings.hpp"
 
 #include <iostream>
-#include <termios.h>
-#include <unistd.h>
 
 namespace registry::cli {
-
-namespace {
-
-// Reads a password from standard input: one line, without echo on a terminal.
-// A password never has to appear in argv or shell history.
-std::string
-read_password()
-{
-  bool tty = ::isatty(STDIN_FILENO) != 0;
-  termios old_mode{};
-  if (tty) {
-    std::cerr << "Password: " << std::flush;
-    ::tcgetattr(STDIN_FILENO, &old_mode);
-    termios silent = old_mode;
-    silent.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &silent);
-  }
-  std::string password;
-  std::getline(std::cin, password);
-  if (tty) {
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &old_mode);
-    std::cerr << "\n";
-  }
-  while (!password.empty() && (password.back() == '\r' || password.back() == '\n')) {
-    password.pop_back();
-  }
-  return password;
-}
-
-} // namespace
 
 void
 add_user_commands(CLI::App& app, AppContext& ctx)

@@ -168,6 +168,21 @@ ALTER TABLE events ADD COLUMN feed TEXT NOT NULL DEFAULT '';
 CREATE INDEX events_at ON events(at);
 CREATE INDEX events_feed ON events(feed, at);
 )sql",
+  // 6: connectors (upstream registries a feed caches); where cached manifests came from
+  R"sql(
+CREATE TABLE connectors (
+  id INTEGER PRIMARY KEY,
+  feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  url TEXT NOT NULL,
+  username TEXT NOT NULL DEFAULT '',
+  password TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  UNIQUE (feed_id, url)
+);
+CREATE INDEX connectors_feed ON connectors(feed_id, position);
+ALTER TABLE manifests ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -808,7 +823,9 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
           "AND b.store_id = (SELECT store_id FROM feeds WHERE id = ?)");
     SQLite::Statement& child_exists = db.prepare("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?");
     SQLite::Statement& touch = db.prepare("UPDATE blobs SET last_touched_at = ? WHERE id = ?");
-    for (const auto& ref : manifest.references) {
+    // Cached content (an origin) is fetched lazily: its blobs and children
+    // arrive when a client asks for them.
+    for (const auto& ref : manifest.origin.empty() ? manifest.references : std::vector<ManifestReferenceRecord>()) {
       bool found = false;
       if (ref.kind == ManifestReferenceRecord::Kind::blob) {
         blob_linked.reset();
@@ -847,7 +864,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
     }
     if (manifest_id == 0) {
       SQLite::Statement& insert = db.prepare("INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
-            "subject_digest, annotations, size, bytes, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            "subject_digest, annotations, size, bytes, pushed_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       insert.bind(1, repo_id);
       insert.bind(2, manifest.digest);
       insert.bind(3, manifest.media_type);
@@ -857,6 +874,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       insert.bind(7, static_cast<int64_t>(manifest.bytes.size()));
       insert.bind(8, manifest.bytes.data(), static_cast<int>(manifest.bytes.size()));
       insert.bind(9, now);
+      insert.bind(10, manifest.origin);
       insert.exec();
       manifest_id = db.getLastInsertRowid();
       SQLite::Statement& ref_insert = db.prepare("INSERT OR IGNORE INTO manifest_references "
@@ -1252,11 +1270,11 @@ Metadata::dangling_references(int64_t limit)
     SQLite::Statement& q = db.prepare("SELECT rp.name, m.digest, r.digest, r.kind FROM manifest_references r "
           "JOIN manifests m ON m.id = r.manifest_id "
           "JOIN repositories rp ON rp.id = m.repository_id "
-          "JOIN feeds f ON f.id = rp.feed_id WHERE "
-          "(r.kind = 0 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.store_id = f.store_id "
+          "JOIN feeds f ON f.id = rp.feed_id WHERE m.origin = '' AND "
+          "((r.kind = 0 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.store_id = f.store_id "
           "  AND b.digest = r.digest)) OR "
           "(r.kind = 1 AND NOT EXISTS (SELECT 1 FROM manifests c WHERE "
-          "  c.repository_id = m.repository_id AND c.digest = r.digest)) LIMIT ?");
+          "  c.repository_id = m.repository_id AND c.digest = r.digest))) LIMIT ?");
     q.bind(1, limit);
     while (q.executeStep()) {
       out.push_back({column_string(q, 0), column_string(q, 1), column_string(q, 2),
@@ -1723,6 +1741,74 @@ Metadata::list_events(const std::string& feed, int64_t since, int64_t limit)
     }
     std::reverse(out.begin(), out.end());
     return out;
+  });
+}
+
+// --- connectors ---
+
+namespace {
+const char* const k_connector_columns = "c.id, c.feed_id, f.name, c.position, c.url, c.username, c.password, c.created_at";
+ConnectorRow
+read_connector(SQLite::Statement& q)
+{
+  return ConnectorRow{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), column_string(q, 2),
+                      q.getColumn(3).getInt64(), column_string(q, 4), column_string(q, 5),
+                      column_string(q, 6), q.getColumn(7).getInt64()};
+}
+} // namespace
+
+Result<ConnectorRow>
+Metadata::add_connector(int64_t feed_id, const std::string& url, const std::string& username,
+                        const std::string& password, int64_t now)
+{
+  return m_impl->write([&](Connection& db) -> Result<ConnectorRow> {
+    SQLite::Statement& exists = db.prepare("SELECT 1 FROM connectors WHERE feed_id = ? AND url = ?");
+    exists.bind(1, feed_id);
+    exists.bind(2, url);
+    if (exists.executeStep()) {
+      return fail(ErrorCode::already_exists, "the feed already has connector " + url);
+    }
+    SQLite::Statement& insert = db.prepare(
+      "INSERT INTO connectors (feed_id, position, url, username, password, created_at) VALUES "
+      "(?1, (SELECT coalesce(max(position), 0) + 1 FROM connectors WHERE feed_id = ?1), ?2, ?3, ?4, ?5)");
+    insert.bind(1, feed_id);
+    insert.bind(2, url);
+    insert.bind(3, username);
+    insert.bind(4, password);
+    insert.bind(5, now);
+    insert.exec();
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_connector_columns
+                                      + " FROM connectors c JOIN feeds f ON f.id = c.feed_id WHERE c.id = ?");
+    q.bind(1, db.getLastInsertRowid());
+    q.executeStep();
+    return read_connector(q);
+  });
+}
+
+Result<std::vector<ConnectorRow>>
+Metadata::list_connectors(int64_t feed_id)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::vector<ConnectorRow>> {
+    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_connector_columns
+                                      + " FROM connectors c JOIN feeds f ON f.id = c.feed_id"
+                                        " WHERE ?1 = 0 OR c.feed_id = ?1 ORDER BY f.name, c.position");
+    q.bind(1, feed_id);
+    std::vector<ConnectorRow> out;
+    while (q.executeStep()) {
+      out.push_back(read_connector(q));
+    }
+    return out;
+  });
+}
+
+Result<bool>
+Metadata::remove_connector(int64_t feed_id, const std::string& url)
+{
+  return m_impl->write([&](Connection& db) -> Result<bool> {
+    SQLite::Statement& q = db.prepare("DELETE FROM connectors WHERE feed_id = ? AND url = ?");
+    q.bind(1, feed_id);
+    q.bind(2, url);
+    return q.exec() > 0;
   });
 }
 

@@ -88,6 +88,21 @@ struct NewManifest {
   std::string annotations_json;
   std::string bytes;
   std::vector<ManifestReferenceRecord> references;
+  // The connector URL cached content came from; empty for pushed content. A
+  // cached manifest's references are not checked (they are fetched lazily).
+  std::string origin;
+};
+
+// An upstream registry a feed caches (pull-through).
+struct ConnectorRow {
+  int64_t id = 0;
+  int64_t feed_id = 0;
+  std::string feed;
+  int64_t position = 0; // misses try connectors in this order
+  std::string url;      // e.g. https://registry-1.docker.io
+  std::string username; // empty: anonymous
+  std::string password;
+  int64_t created_at = 0;
 };
 
 struct TagRow {
@@ -365,6 +380,14 @@ public:
   // Not an error when absent.
   Result<void> delete_upload(const std::string& id);
   Result<std::vector<UploadRow>> list_uploads();
+
+  // --- connectors ---
+  // already_exists when the feed has `url` already.
+  Result<ConnectorRow> add_connector(int64_t feed_id, const std::string& url, const std::string& username,
+                                     const std::string& password, int64_t now);
+  // Of `feed_id` (every feed when 0), in order.
+  Result<std::vector<ConnectorRow>> list_connectors(int64_t feed_id);
+  Result<bool> remove_connector(int64_t feed_id, const std::string& url);
 
   // --- audit trail ---
   Result<void> record_event(const EventRow& event);

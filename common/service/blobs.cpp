@@ -38,47 +38,57 @@ struct Registry::UploadState {
   bool loaded = false;
 };
 
+Result<metadata::BlobRow>
+Registry::linked_blob(std::string_view repository, const oci::Digest& digest)
+{
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  std::optional<metadata::BlobRow> blob;
+  if (repo.row) {
+    REGISTRY_TRY_ASSIGN(blob, m_metadata->find_linked_blob(repo.row->id, digest.str()));
+  }
+  if (!blob) {
+    // A feed with connectors fetches what it lacks from upstream.
+    REGISTRY_TRY_ASSIGN(bool fetched, pull_blob(repo, digest));
+    if (fetched) {
+      REGISTRY_TRY_ASSIGN(auto cached, resolve(repository));
+      if (cached.row) {
+        REGISTRY_TRY_ASSIGN(blob, m_metadata->find_linked_blob(cached.row->id, digest.str()));
+      }
+    }
+  }
+  if (!blob) {
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", digest.str());
+  }
+  return std::move(*blob);
+}
+
 Result<BlobInfo>
 Registry::stat_blob(std::string_view repository, std::string_view digest)
 {
   REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
-  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
-  if (!repo.row) {
-    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
-  }
-  REGISTRY_TRY_ASSIGN(auto blob, m_metadata->find_linked_blob(repo.row->id, parsed.str()));
-  if (!blob) {
-    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
-  }
+  REGISTRY_TRY_ASSIGN(auto blob, linked_blob(repository, parsed));
   // A HEAD counts as use for the gc grace, but a write only every minute: the
   // row we just read says whether one is due, so HEAD storms stay reads.
-  if (blob->last_touched_at < now() - 60) {
-    (void)m_metadata->touch_blob(blob->id, now());
+  if (blob.last_touched_at < now() - 60) {
+    (void)m_metadata->touch_blob(blob.id, now());
   }
-  return BlobInfo{parsed, blob->size};
+  return BlobInfo{parsed, blob.size};
 }
 
 Result<OpenBlob>
 Registry::open_blob(std::string_view repository, std::string_view digest)
 {
   REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
-  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
-  if (!repo.row) {
-    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
-  }
-  REGISTRY_TRY_ASSIGN(auto blob, m_metadata->find_linked_blob(repo.row->id, parsed.str()));
-  if (!blob) {
-    return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
-  }
-  REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob->store_id));
-  auto reader = blob_store->open_blob(blob->object_key);
+  REGISTRY_TRY_ASSIGN(auto blob, linked_blob(repository, parsed));
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob.store_id));
+  auto reader = blob_store->open_blob(blob.object_key);
   if (!reader) {
     // A row without bytes breaks the crash-safety invariant: report, never hide.
     util::log_error("blob " + parsed.str() + " has a row but its bytes cannot be read: "
                     + reader.error().message);
     return fail(ErrorCode::io_error, "blob data unavailable", parsed.str());
   }
-  return OpenBlob{BlobInfo{parsed, blob->size}, std::move(reader).value()};
+  return OpenBlob{BlobInfo{parsed, blob.size}, std::move(reader).value()};
 }
 
 Result<void>

@@ -43,6 +43,13 @@ Registry::put_manifest(std::string_view repository, std::string_view reference,
 {
   REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
   REGISTRY_TRY_ASSIGN(auto ref, parse_reference(reference, ErrorCode::manifest_invalid));
+  return store_manifest(repo, ref, content_type, std::move(bytes), {});
+}
+
+Result<PutManifestResult>
+Registry::store_manifest(const ResolvedRepository& repo, const oci::ManifestReference& ref,
+                         std::string_view content_type, std::string bytes, const std::string& origin)
+{
   REGISTRY_TRY_ASSIGN(auto manifest, oci::parse_manifest(bytes, content_type));
   auto algorithm = ref.is_digest() ? ref.digest().hash_algorithm() : util::HashAlgorithm::sha256;
   oci::Digest digest = oci::Digest::of(bytes, algorithm);
@@ -64,6 +71,7 @@ Registry::put_manifest(std::string_view repository, std::string_view reference,
       {metadata::ManifestReferenceRecord::Kind::manifest, child.digest.str()});
   }
   record.bytes = std::move(bytes);
+  record.origin = origin;
   REGISTRY_TRY(m_metadata->put_manifest(repo.feed.id, repo.full, record,
                                         ref.is_digest() ? std::string() : ref.tag(), now()));
   return PutManifestResult{digest, record.subject_digest};
@@ -74,14 +82,15 @@ Registry::get_manifest(std::string_view repository, std::string_view reference, 
 {
   REGISTRY_TRY_ASSIGN(auto ref, parse_reference(reference, ErrorCode::manifest_unknown));
   REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
-  if (!repo.row) {
-    return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.str());
-  }
   std::optional<metadata::ManifestRow> row;
-  if (ref.is_digest()) {
+  if (repo.row && ref.is_digest()) {
     REGISTRY_TRY_ASSIGN(row, m_metadata->find_manifest(repo.row->id, ref.digest().str(), with_bytes));
-  } else {
+  } else if (repo.row) {
     REGISTRY_TRY_ASSIGN(row, m_metadata->find_tagged_manifest(repo.row->id, ref.tag(), with_bytes));
+  }
+  if (!row) {
+    // A feed with connectors fetches what it lacks from upstream.
+    REGISTRY_TRY_ASSIGN(row, pull_manifest(repo, ref, with_bytes));
   }
   if (!row) {
     return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.str());

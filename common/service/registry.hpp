@@ -35,6 +35,10 @@
 #include <string_view>
 #include <vector>
 
+namespace registry::upstream {
+class UpstreamClient;
+}
+
 namespace registry::service {
 
 // A request body: called once with a sink, pushes the bytes into it in order.
@@ -183,6 +187,15 @@ public:
   // those of `feed` when it is not empty.
   Result<size_t> purge_uploads(int64_t older_than, const std::string& feed = {});
 
+  // --- connectors (pull-through caching of upstream registries) ---
+  // invalid_argument for a malformed URL; already_exists when the feed has it.
+  Result<metadata::ConnectorRow> add_connector(const std::string& feed, const std::string& url,
+                                               const std::string& username, const std::string& password);
+  // Of `feed`, or of every feed when empty.
+  Result<std::vector<metadata::ConnectorRow>> list_connectors(const std::string& feed);
+  // not_found when the feed has no such connector.
+  Result<void> remove_connector(const std::string& feed, const std::string& url);
+
   // --- manifests and tags ---
   Result<PutManifestResult> put_manifest(std::string_view repository, std::string_view reference,
                                          std::string_view content_type, std::string bytes);
@@ -219,6 +232,18 @@ private:
   Result<ResolvedRepository> resolve(std::string_view repository);
   // As resolve(), but name_unknown when the repository does not exist yet.
   Result<ResolvedRepository> resolve_existing(std::string_view repository);
+  // Stores a parsed manifest; `origin` marks cached content (see NewManifest).
+  Result<PutManifestResult> store_manifest(const ResolvedRepository& repo, const oci::ManifestReference& ref,
+                                           std::string_view content_type, std::string bytes,
+                                           const std::string& origin);
+  // The blob row linked to the repository, fetched from a connector when absent.
+  Result<metadata::BlobRow> linked_blob(std::string_view repository, const oci::Digest& digest);
+  // Pull-through (connectors.cpp): nullopt / false when no connector has it.
+  Result<std::optional<metadata::ManifestRow>> pull_manifest(const ResolvedRepository& repo,
+                                                             const oci::ManifestReference& ref, bool with_bytes);
+  Result<bool> pull_blob(const ResolvedRepository& repo, const oci::Digest& digest);
+  std::shared_ptr<upstream::UpstreamClient> upstream_client(const metadata::ConnectorRow& connector);
+
   Result<std::shared_ptr<UploadState>> upload_state(std::string_view repository,
                                                     std::string_view id,
                                                     metadata::UploadRow& row);
@@ -233,6 +258,14 @@ private:
   std::mutex m_tokens_mutex;
   std::unique_ptr<TokenService> m_tokens;
   std::map<int64_t, std::unique_ptr<storage::BlobStore>> m_stores;
+
+  // Upstream clients by connector id, with the settings they were made for
+  // (their token caches outlive single requests).
+  std::mutex m_upstream_mutex;
+  std::map<int64_t, std::pair<std::string, std::shared_ptr<upstream::UpstreamClient>>> m_upstreams;
+  // One fetch per blob at a time: concurrent misses wait for the first one.
+  std::mutex m_fetch_mutex;
+  std::map<std::string, std::weak_ptr<std::mutex>> m_fetching;
 
   std::mutex m_uploads_mutex;
   std::map<std::string, std::shared_ptr<UploadState>> m_uploads;

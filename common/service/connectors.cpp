@@ -1,0 +1,176 @@
+// Registry: connectors, i.e. pull-through caching of upstream registries. A
+// feed with connectors answers a manifest or blob it lacks by fetching it from
+// each connector in turn and storing it (marked with its origin) before
+// serving it. Blobs go through the normal upload path, so they are hashed
+// while they arrive and a digest mismatch stores nothing.
+
+#include "common/service/registry.hpp"
+#include "common/upstream/upstream_client.hpp"
+#include "common/util/log.hpp"
+
+namespace registry::service {
+
+Result<metadata::ConnectorRow>
+Registry::add_connector(const std::string& feed, const std::string& url, const std::string& username,
+                        const std::string& password)
+{
+  REGISTRY_TRY_ASSIGN(auto row, get_feed(feed));
+  REGISTRY_TRY_ASSIGN(auto client, upstream::UpstreamClient::create(url, username, password));
+  return m_metadata->add_connector(row.id, client->url(), username, password, now());
+}
+
+Result<std::vector<metadata::ConnectorRow>>
+Registry::list_connectors(const std::string& feed)
+{
+  int64_t feed_id = 0;
+  if (!feed.empty()) {
+    REGISTRY_TRY_ASSIGN(auto row, get_feed(feed));
+    feed_id = row.id;
+  }
+  return m_metadata->list_connectors(feed_id);
+}
+
+Result<void>
+Registry::remove_connector(const std::string& feed, const std::string& url)
+{
+  REGISTRY_TRY_ASSIGN(auto row, get_feed(feed));
+  std::string normalized = url;
+  while (!normalized.empty() && normalized.back() == '/') {
+    normalized.pop_back();
+  }
+  REGISTRY_TRY_ASSIGN(bool removed, m_metadata->remove_connector(row.id, normalized));
+  if (!removed) {
+    return fail(ErrorCode::not_found, "feed '" + feed + "' has no connector " + url);
+  }
+  return ok();
+}
+
+std::shared_ptr<upstream::UpstreamClient>
+Registry::upstream_client(const metadata::ConnectorRow& connector)
+{
+  std::string settings = connector.url + '\n' + connector.username + '\n' + connector.password;
+  std::lock_guard lock(m_upstream_mutex);
+  auto& entry = m_upstreams[connector.id];
+  if (!entry.second || entry.first != settings) {
+    auto client = upstream::UpstreamClient::create(connector.url, connector.username, connector.password);
+    if (!client) {
+      return nullptr;
+    }
+    entry = {settings, std::shared_ptr<upstream::UpstreamClient>(std::move(client).value())};
+  }
+  return entry.second;
+}
+
+Result<std::optional<metadata::ManifestRow>>
+Registry::pull_manifest(const ResolvedRepository& repo, const oci::ManifestReference& ref, bool with_bytes)
+{
+  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
+  std::optional<Error> failure;
+  for (const auto& connector : connectors) {
+    auto client = upstream_client(connector);
+    if (!client) {
+      continue;
+    }
+    auto fetched = client->get_manifest(client->upstream_name(repo.name.path), ref.str());
+    if (!fetched) {
+      util::log_warn("connector " + connector.url + ": " + repo.full + ":" + ref.str() + ": "
+                     + fetched.error().message);
+      failure = fetched.error();
+      continue;
+    }
+    if (!*fetched) {
+      continue;
+    }
+    auto& manifest = **fetched;
+    auto stored = store_manifest(repo, ref, manifest.media_type, std::move(manifest.bytes), connector.url);
+    if (!stored) {
+      util::log_warn("connector " + connector.url + ": cannot cache " + repo.full + ":" + ref.str() + ": "
+                     + stored.error().message);
+      failure = stored.error();
+      continue;
+    }
+    REGISTRY_TRY_ASSIGN(auto cached, resolve(repo.full));
+    if (!cached.row) {
+      return fail(ErrorCode::internal, "cached manifest's repository vanished", repo.full);
+    }
+    return m_metadata->find_manifest(cached.row->id, stored->digest.str(), with_bytes);
+  }
+  if (failure) {
+    // Nothing cached and upstream failing: say so, rather than "unknown".
+    return fail(ErrorCode::io_error, "upstream unavailable: " + failure->message, ref.str());
+  }
+  return std::optional<metadata::ManifestRow>();
+}
+
+Result<bool>
+Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
+{
+  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
+  if (connectors.empty()) {
+    return false;
+  }
+  std::shared_ptr<std::mutex> fetch_lock;
+  {
+    std::lock_guard lock(m_fetch_mutex);
+    auto& slot = m_fetching[repo.full + "@" + digest.str()];
+    fetch_lock = slot.lock();
+    if (!fetch_lock) {
+      fetch_lock = std::make_shared<std::mutex>();
+      slot = fetch_lock;
+    }
+  }
+  std::lock_guard fetching(*fetch_lock);
+  // Another request may have fetched it while this one waited.
+  REGISTRY_TRY_ASSIGN(auto current, resolve(repo.full));
+  if (current.row) {
+    REGISTRY_TRY_ASSIGN(auto linked, m_metadata->find_linked_blob(current.row->id, digest.str()));
+    if (linked) {
+      return true;
+    }
+  }
+  std::optional<Error> failure;
+  for (const auto& connector : connectors) {
+    auto client = upstream_client(connector);
+    if (!client) {
+      continue;
+    }
+    REGISTRY_TRY_ASSIGN(auto upload, start_upload(repo.full));
+    Result<bool> fetched = false;
+    ByteSource body = [&](const storage::ByteSink& sink) {
+      fetched = client->fetch_blob(client->upstream_name(repo.name.path), digest.str(), sink);
+      return fetched && *fetched;
+    };
+    auto appended = append_upload(repo.full, upload.id, std::nullopt, body);
+    if (appended && fetched && *fetched) {
+      auto completed = complete_upload(repo.full, upload.id, digest.str(), nullptr);
+      if (completed) {
+        return true;
+      }
+      failure = completed.error(); // digest mismatch: the upload is discarded
+    } else {
+      (void)cancel_upload(repo.full, upload.id);
+      if (!fetched) {
+        failure = fetched.error();
+      } else if (!appended && *fetched) {
+        failure = appended.error();
+      }
+    }
+    if (failure) {
+      util::log_warn("connector " + connector.url + ": " + repo.full + "@" + digest.str() + ": "
+                     + failure->message);
+    }
+  }
+  {
+    std::lock_guard lock(m_fetch_mutex);
+    auto it = m_fetching.find(repo.full + "@" + digest.str());
+    if (it != m_fetching.end() && it->second.use_count() <= 1) {
+      m_fetching.erase(it);
+    }
+  }
+  if (failure) {
+    return fail(ErrorCode::io_error, "upstream unavailable: " + failure->message, digest.str());
+  }
+  return false;
+}
+
+} // namespace registry::service

@@ -1,0 +1,140 @@
+// Connectors: a feed caching another registryctl (token auth, a user) on
+// loopback. The upstream's access log counts what reached it.
+
+#include "tests/e2e/fixture.hpp"
+
+#include <atomic>
+#include <thread>
+
+using namespace registry::test;
+
+namespace {
+
+size_t
+count(const std::string& text, const std::string& needle)
+{
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+} // namespace
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("connectors: pull-through caching of an upstream registry")
+  {
+    RegistryFixture upstream({"--token-auth"});
+    REQUIRE(run_cli(upstream.data, {"user", "add", "mirror"}, "mirror password\n").exit_code == 0);
+    REQUIRE(run_cli(upstream.data, {"feed", "update", "main", "--anonymous", "none"}).exit_code == 0);
+    upstream.c().http().set_basic_auth("mirror", "mirror password");
+    auto image = upstream.c().push_image("main/tools/app", "v1", {"layer a", "layer b"});
+    auto big = upstream.c().push_image("main/tools/big", "v1", {std::string(4 << 20, 'x')});
+    upstream.c().http().set_basic_auth("", "");
+    std::string up = "http://" + upstream.server->host_port();
+
+    RegistryFixture down;
+    auto& c = down.c();
+    REQUIRE(run_cli(down.data, {"feed", "create", "hub"}).exit_code == 0);
+    auto added = run_cli(down.data, {"connector", "add", "hub", up, "--username", "mirror", "--password-stdin"},
+                         "mirror password\n");
+    REQUIRE_MESSAGE(added.exit_code == 0, added.err);
+    auto listed = nlohmann::json::parse(run_cli(down.data, {"connector", "list", "-o", "json"}).out);
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0]["url"] == up);
+    CHECK(listed[0].dump().find("mirror password") == std::string::npos);
+    CHECK(run_cli(down.data, {"connector", "add", "hub", "ftp://example"}).exit_code == 2);
+    CHECK(run_cli(down.data, {"connector", "add", "hub", up}).exit_code == 4);
+    CHECK(run_cli(down.data, {"connector", "add", "nosuch", up}).exit_code == 3);
+
+    // First pull: fetched from upstream, served, cached.
+    auto manifest = c.get("/v2/hub/main/tools/app/manifests/v1");
+    REQUIRE(manifest);
+    REQUIRE_MESSAGE(manifest->status == 200, manifest->body);
+    CHECK(manifest->body == image.manifest);
+    CHECK(manifest->get_header_value("Docker-Content-Digest") == image.digest);
+    std::vector<Blob> blobs = image.layers;
+    blobs.push_back(image.config);
+    for (const auto& blob : blobs) {
+      auto got = c.get("/v2/hub/main/tools/app/blobs/" + blob.digest);
+      REQUIRE(got);
+      CHECK(got->status == 200);
+      CHECK(got->body == blob.data);
+    }
+    std::string log = upstream.server->log();
+    CHECK(count(log, "GET /v2/main/tools/app/manifests/v1 200") == 1);
+    for (const auto& blob : blobs) {
+      CHECK(count(log, "GET /v2/main/tools/app/blobs/" + blob.digest + " 200") == 1);
+    }
+    // Second pull: served locally, upstream sees nothing new.
+    CHECK(c.get("/v2/hub/main/tools/app/manifests/" + image.digest)->status == 200);
+    for (const auto& blob : blobs) {
+      CHECK(c.head("/v2/hub/main/tools/app/blobs/" + blob.digest)->status == 200);
+      CHECK(c.get("/v2/hub/main/tools/app/blobs/" + blob.digest)->body == blob.data);
+    }
+    CHECK(upstream.server->log() == log);
+    auto tags = run_cli(down.data, {"tag", "list", "hub/main/tools/app", "-o", "json"});
+    CHECK(tags.out.find("\"v1\"") != std::string::npos);
+
+    // Twenty clients miss the same layer at once: one upstream fetch.
+    REQUIRE(c.get("/v2/hub/main/tools/big/manifests/v1")->status == 200);
+    const Blob& layer = big.layers[0];
+    std::vector<std::thread> clients;
+    std::atomic<int> good{0};
+    for (int i = 0; i < 20; ++i) {
+      clients.emplace_back([&] {
+        httplib::Client client("127.0.0.1", down.server->port());
+        client.set_read_timeout(60);
+        auto res = client.Get("/v2/hub/main/tools/big/blobs/" + layer.digest);
+        if (res && res->status == 200 && res->body == layer.data) {
+          ++good;
+        }
+      });
+    }
+    for (auto& t : clients) {
+      t.join();
+    }
+    CHECK(good == 20);
+    log = upstream.server->log();
+    CHECK(count(log, "GET /v2/main/tools/big/blobs/" + layer.digest + " 200") == 1);
+    // The token is cached per repository scope, not fetched per request.
+    CHECK(count(log, "GET /auth/token 200") <= 2);
+
+    // Unknown upstream: the usual 404.
+    expect_error(c.get("/v2/hub/main/tools/app/manifests/nosuchtag"), 404, "MANIFEST_UNKNOWN");
+    expect_error(c.get("/v2/hub/main/tools/app/blobs/sha256:" + std::string(64, 'a')), 404, "BLOB_UNKNOWN");
+
+    // Wrong upstream credentials: nothing is cached, the client gets an error.
+    REQUIRE(run_cli(down.data, {"feed", "create", "wrong"}).exit_code == 0);
+    REQUIRE(run_cli(down.data, {"connector", "add", "wrong", up, "--username", "mirror", "--password-stdin"},
+                    "not the password\n")
+              .exit_code == 0);
+    auto refused = c.get("/v2/wrong/main/tools/app/manifests/v1");
+    REQUIRE(refused);
+    CHECK(refused->status == 500);
+    CHECK(refused->body.find("upstream unavailable") != std::string::npos);
+    CHECK(run_cli(down.data, {"tag", "list", "wrong/main/tools/app"}).exit_code == 3);
+
+    // skopeo pulls through the connector.
+    auto copied = run_command("skopeo", {"--insecure-policy", "copy", "--src-tls-verify=false",
+                                         "docker://" + down.server->host_port() + "/hub/main/tools/app:v1",
+                                         "dir:" + (down.dir / "pulled").string()});
+    CHECK_MESSAGE(copied.exit_code == 0, copied.err);
+
+    // Upstream gone: cached images still pull; what was never cached fails clearly.
+    upstream.server->stop();
+    CHECK(c.get("/v2/hub/main/tools/app/manifests/v1")->status == 200);
+    CHECK(c.get("/v2/hub/main/tools/app/blobs/" + image.layers[0].digest)->body == image.layers[0].data);
+    auto gone = c.get("/v2/hub/main/tools/other/manifests/v1");
+    REQUIRE(gone);
+    CHECK(gone->status == 500);
+
+    // Removing the connector keeps what was cached.
+    REQUIRE(run_cli(down.data, {"connector", "remove", "hub", up}).exit_code == 0);
+    CHECK(run_cli(down.data, {"connector", "remove", "hub", up}).exit_code == 3);
+    CHECK(c.get("/v2/hub/main/tools/app/manifests/v1")->status == 200);
+    expect_error(c.get("/v2/hub/main/tools/other/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+  }
+}
