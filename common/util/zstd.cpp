@@ -6,6 +6,12 @@
 
 namespace registry::util {
 
+namespace {
+
+constexpr int k_job_size = 4 << 20;
+
+} // namespace
+
 bool
 is_zstd_magic(std::string_view prefix)
 {
@@ -71,6 +77,11 @@ ZstdOutputStream::create(OutputStream& next, int level, int workers)
   if (workers > 0) {
     // A library built without ZSTD_MULTITHREAD rejects this; stay single-threaded.
     multithreaded = !ZSTD_isError(ZSTD_CCtx_setParameter(impl->cctx, ZSTD_c_nbWorkers, workers));
+    if (multithreaded) {
+      // Bounds the input each worker buffers (the default grows with the
+      // window): memory stays near workers x 2 x job size.
+      (void)ZSTD_CCtx_setParameter(impl->cctx, ZSTD_c_jobSize, k_job_size);
+    }
   }
   return std::unique_ptr<ZstdOutputStream>(new ZstdOutputStream(std::move(impl), multithreaded));
 }
