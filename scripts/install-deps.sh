@@ -7,8 +7,9 @@ packages=(build-essential cmake ninja-build pkg-config
   libcli11-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
   libsqlitecpp-dev libsqlite3-dev libzstd-dev doctest-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  # skopeo is the real client the end-to-end tests push and pull with.
-  packages+=(skopeo)
+  # skopeo is the real client the end-to-end tests push and pull with;
+  # umoci and zstd check that exported archives are standard OCI layouts.
+  packages+=(skopeo umoci zstd)
 fi
 
 sudo_cmd=()
