@@ -187,6 +187,40 @@ TEST_SUITE("service")
     }
   }
 
+  TEST_CASE("service::import_archive keeps Docker media types")
+  {
+    Fixture f;
+    json m = registry::test::oci_manifest_json(f.config, {f.layer1});
+    m["mediaType"] = mt::docker_manifest;
+    m["config"]["mediaType"] = mt::docker_config;
+    m["layers"][0]["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    std::string docker = m.dump();
+    for (const auto& blob : {f.config, f.layer1}) {
+      REQUIRE_OK(f.reg->push_blob("src/docker", Digest::of(blob).str(), source_of(blob)));
+    }
+    REQUIRE_OK(f.reg->put_manifest("src/docker", "v2", mt::docker_manifest, docker));
+    json list = {{"schemaVersion", 2},
+                 {"mediaType", mt::docker_manifest_list},
+                 {"manifests", {{{"mediaType", mt::docker_manifest},
+                                 {"digest", Digest::of(docker).str()},
+                                 {"size", docker.size()},
+                                 {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}}}}};
+    std::string list_bytes = list.dump();
+    REQUIRE_OK(f.reg->put_manifest("src/docker", "list", mt::docker_manifest_list, list_bytes));
+    std::string tar = f.export_tar("src/docker");
+    StringInput in(tar);
+    auto stats = service::import_archive(*f.reg, {"dst", "", {}}, in);
+    REQUIRE_OK(stats);
+    CHECK(stats->manifests == 2);
+    auto got = f.reg->get_manifest("dst/docker", "list", true);
+    REQUIRE_OK(got);
+    CHECK(got->media_type == mt::docker_manifest_list);
+    CHECK(got->bytes == list_bytes);
+    auto child = f.reg->get_manifest("dst/docker", Digest::of(docker).str(), false);
+    REQUIRE_OK(child);
+    CHECK(child->media_type == mt::docker_manifest);
+  }
+
   TEST_CASE("service::export_archive sources")
   {
     Fixture f;
