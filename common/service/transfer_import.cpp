@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <fcntl.h>
+#include <unistd.h>
 #include <map>
 #include <set>
 #include <vector>
@@ -57,6 +59,19 @@ public:
   file(const std::string& digest) const
   {
     return m_path / digest;
+  }
+  // Writes a spool file. No fsync: the spool does not outlive the import.
+  Result<void>
+  write(const std::string& digest, std::string_view bytes) const
+  {
+    fs::path path = file(digest);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return fail(ErrorCode::io_error, "cannot write " + path.string());
+    }
+    auto written = util::write_all(fd, bytes.data(), bytes.size());
+    ::close(fd);
+    return written;
   }
 
 private:
@@ -305,7 +320,7 @@ private:
       m_staged.present.insert(digest->str());
     }
     if (small) {
-      REGISTRY_TRY(util::write_file_atomic(m_spool.file(digest->str()), copy, 0600));
+      REGISTRY_TRY(m_spool.write(digest->str(), copy));
     }
     m_staged.blobs.emplace(digest->str(), std::move(staged).value());
     ++m_objects;
