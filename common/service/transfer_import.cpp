@@ -200,6 +200,12 @@ public:
     if (got == 0) {
       return fail(ErrorCode::corrupt, "the archive is empty");
     }
+    if (got >= 2 && static_cast<unsigned char>(prefix[0]) == 0x1f
+        && static_cast<unsigned char>(prefix[1]) == 0x8b) {
+      return fail(ErrorCode::invalid_argument,
+                  "gzip-compressed archives are not supported: decompress it first, or "
+                  "recompress it with zstd");
+    }
     util::PrefixedInputStream prefixed(prefix, raw);
     std::unique_ptr<util::ZstdInputStream> zstd;
     util::InputStream* stream = &prefixed;

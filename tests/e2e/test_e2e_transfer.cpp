@@ -372,6 +372,13 @@ TEST_SUITE("e2e")
       CHECK_MESSAGE(ok.exit_code == 0, ok.err);
       CHECK(manifest_digest(f.c(), "target/named", "v1") == sha256_digest(manifest));
     }
+    SUBCASE("a gzip archive is refused by name")
+    {
+      auto gz = sh("printf 'not a layout' | gzip -c > " + (f.dir / "x.tar.gz").string());
+      REQUIRE(gz.exit_code == 0);
+      expect_rejected(run_cli(f.data, {"import", (f.dir / "x.tar.gz").string(), "--feed", "target"}),
+                      "gzip");
+    }
     SUBCASE("not an archive at all")
     {
       write_bytes(f.dir / "junk", std::string(4096, 'j'));
