@@ -44,6 +44,7 @@ run_cli(int argc, char** argv)
   add_key_commands(app, ctx);
   add_events_command(app, ctx);
   add_connector_commands(app, ctx);
+  add_transfer_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -9,8 +9,9 @@ packages=(build-essential cmake ninja-build pkg-config
 if [[ "${1:-}" == "--test" ]]; then
   # skopeo is the real client the end-to-end tests push and pull with, podman
   # logs in; nginx terminates TLS in front of the registry and openssl makes
-  # its certificate.
-  packages+=(skopeo podman nginx-light openssl)
+  # its certificate; umoci and zstd check that exported archives are standard
+  # OCI layouts.
+  packages+=(skopeo podman nginx-light openssl umoci zstd)
 fi
 
 sudo_cmd=()

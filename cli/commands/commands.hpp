@@ -19,5 +19,6 @@ void add_privilege_commands(CLI::App& app, AppContext& ctx);
 void add_key_commands(CLI::App& app, AppContext& ctx);
 void add_events_command(CLI::App& app, AppContext& ctx);
 void add_connector_commands(CLI::App& app, AppContext& ctx);
+void add_transfer_commands(CLI::App& app, AppContext& ctx);
 
 } // namespace registry::cli

@@ -376,4 +376,129 @@ Registry::purge_uploads(int64_t older_than, const std::string& feed)
   return purged;
 }
 
+// --- staged blobs ---
+
+Result<StagedBlob>
+Registry::stage_blob(const std::string& feed, const oci::Digest& digest, const ByteSource& body,
+                     Error* body_error)
+{
+  REGISTRY_TRY_ASSIGN(auto feed_row, get_feed(feed));
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(feed_row.store_id));
+  StagedBlob staged{digest, 0, feed_row.id, feed_row.store_id, {}};
+  REGISTRY_TRY_ASSIGN(auto existing, m_metadata->find_blob(feed_row.store_id, digest.str()));
+  util::Hasher hasher(digest.hash_algorithm());
+  auto failed_body = [&]() -> Unexpected {
+    if (body_error && body_error->message.size()) {
+      return fail(*body_error);
+    }
+    return fail(ErrorCode::io_error, "reading the blob failed", digest.str());
+  };
+  if (existing) {
+    // Counts as use, so gc leaves it alone while the import runs (grace period).
+    (void)m_metadata->touch_blob(existing->id, now());
+    bool complete = body([&](const char* data, size_t n) {
+      hasher.update(data, n);
+      staged.size += n;
+      return true;
+    });
+    if (!complete) {
+      return failed_body();
+    }
+  } else {
+    std::string id = util::random_uuid();
+    REGISTRY_TRY(blob_store->create_upload(id));
+    auto drop = [&] { (void)blob_store->remove_upload(id); };
+    auto writer = blob_store->append_upload(id);
+    if (!writer) {
+      drop();
+      return fail(writer.take_error());
+    }
+    Result<void> write_result;
+    bool complete = body([&](const char* data, size_t n) {
+      auto w = (*writer)->write(data, n);
+      if (!w) {
+        write_result = std::move(w);
+        return false;
+      }
+      hasher.update(data, n);
+      staged.size += n;
+      return true;
+    });
+    auto closed = (*writer)->close();
+    if (!write_result || !closed) {
+      drop();
+      return fail(!write_result ? write_result.take_error() : closed.take_error());
+    }
+    if (!complete) {
+      drop();
+      return failed_body();
+    }
+    if (hasher.hex_digest() != digest.hex()) {
+      drop();
+      return fail(ErrorCode::digest_invalid, "content does not match its digest", digest.str());
+    }
+    if (auto synced = blob_store->sync_upload(id); !synced) {
+      drop();
+      return fail(synced.take_error());
+    }
+    staged.upload_id = id;
+    return staged;
+  }
+  if (hasher.hex_digest() != digest.hex()) {
+    return fail(ErrorCode::digest_invalid, "content does not match its digest", digest.str());
+  }
+  return staged;
+}
+
+Result<BlobInfo>
+Registry::link_staged_blob(std::string_view repository, StagedBlob& staged)
+{
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  if (repo.feed.id != staged.feed_id || repo.feed.store_id != staged.store_id) {
+    return fail(ErrorCode::invalid_argument, "staged blob belongs to another feed",
+                staged.digest.str());
+  }
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(staged.store_id));
+  std::function<Result<std::string>()> place;
+  std::string existing_key;
+  if (!staged.upload_id.empty()) {
+    place = [&]() -> Result<std::string> {
+      return blob_store->commit_upload(staged.upload_id, staged.digest);
+    };
+  } else {
+    REGISTRY_TRY_ASSIGN(auto row, m_metadata->find_blob(staged.store_id, staged.digest.str()));
+    if (!row) {
+      return fail(ErrorCode::blob_unknown, "blob was removed from the store during the import",
+                  staged.digest.str());
+    }
+    existing_key = row->object_key;
+    // Runs inside the transaction that records the link, serialised with gc's
+    // removals: the bytes are there when the link is written.
+    place = [&]() -> Result<std::string> {
+      auto info = blob_store->stat_blob(existing_key);
+      if (!info) {
+        return fail(ErrorCode::blob_unknown,
+                    "blob was removed from the store during the import", staged.digest.str());
+      }
+      return existing_key;
+    };
+  }
+  REGISTRY_TRY(m_metadata->commit_blob(repo.feed.id, repo.full, staged.store_id,
+                                       staged.digest.str(), staged.size, place, now()));
+  staged.upload_id.clear();
+  return BlobInfo{staged.digest, staged.size};
+}
+
+void
+Registry::discard_staged_blob(StagedBlob& staged)
+{
+  if (staged.upload_id.empty()) {
+    return;
+  }
+  if (auto blob_store = store(staged.store_id)) {
+    (void)(*blob_store)->remove_upload(staged.upload_id);
+  }
+  staged.upload_id.clear();
+}
+
 } // namespace registry::service

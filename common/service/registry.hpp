@@ -55,6 +55,18 @@ struct OpenBlob {
   std::unique_ptr<storage::BlobReader> reader;
 };
 
+// Bytes read from a trusted local source (an archive being imported) and
+// verified against their digest, not yet visible in any repository.
+struct StagedBlob {
+  oci::Digest digest;
+  uint64_t size = 0;
+  int64_t feed_id = 0;
+  int64_t store_id = 0;
+  // The store upload holding the bytes; empty when the store already had the
+  // blob (its bytes were then only hashed) or once they are committed.
+  std::string upload_id;
+};
+
 struct UploadStatus {
   std::string id;
   std::string repository; // full name
@@ -195,6 +207,23 @@ public:
   Result<std::vector<metadata::ConnectorRow>> list_connectors(const std::string& feed);
   // not_found when the feed has no such connector.
   Result<void> remove_connector(const std::string& feed, const std::string& url);
+
+  // --- staged blobs (archive import) ---
+  // Streams `body` into a new upload in the store of `feed` while hashing it.
+  // digest_invalid when the bytes do not hash to `digest` (nothing is kept);
+  // io_error or the source's error when `body` fails (then `body_error` is
+  // returned when set). When the store already holds the blob the bytes are
+  // only hashed and upload_id stays empty ("skipped"). A staged upload has no
+  // session row: clients and `upload list` never see it, and gc removes it once
+  // it is older than the upload expiry (an import that never finished).
+  Result<StagedBlob> stage_blob(const std::string& feed, const oci::Digest& digest,
+                                const ByteSource& body, Error* body_error = nullptr);
+  // Makes a staged blob visible in `repository` (of the same feed): commits its
+  // bytes on first use (clearing upload_id) and links it. blob_unknown when a
+  // blob that was present at staging time has since been collected.
+  Result<BlobInfo> link_staged_blob(std::string_view repository, StagedBlob& staged);
+  // Drops the bytes of a staged blob that will not be linked. Idempotent.
+  void discard_staged_blob(StagedBlob& staged);
 
   // --- manifests and tags ---
   Result<PutManifestResult> put_manifest(std::string_view repository, std::string_view reference,
