@@ -2,12 +2,12 @@
 
 #include "cli/commands/commands.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/progress.hpp"
 #include "common/service/garbage_collector.hpp"
 #include "common/util/strings.hpp"
 
 #include <cstdio>
 #include <iostream>
-#include <unistd.h>
 
 namespace registry::cli {
 
@@ -23,32 +23,6 @@ duration_or_throw(const std::string& text, const char* flag)
                                     + "' (use e.g. 90s, 30m, 1h, 7d)"));
   }
   return *seconds;
-}
-
-// A one-line progress indicator on a terminal; nothing when stderr is piped.
-std::function<void(const char*, uint64_t, uint64_t)>
-progress_printer()
-{
-  if (::isatty(STDERR_FILENO) == 0) {
-    return {};
-  }
-  return [](const char* phase, uint64_t done, uint64_t total) {
-    if (total > 0) {
-      std::fprintf(stderr, "\r%s: %llu/%llu", phase, static_cast<unsigned long long>(done),
-                   static_cast<unsigned long long>(total));
-    } else {
-      std::fprintf(stderr, "\r%s: %llu", phase, static_cast<unsigned long long>(done));
-    }
-    std::fflush(stderr);
-  };
-}
-
-void
-end_progress()
-{
-  if (::isatty(STDERR_FILENO) != 0) {
-    std::fprintf(stderr, "\r\033[K");
-  }
 }
 
 struct GcFlags {
@@ -89,11 +63,11 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
     if (!flags->untagged_older_than.empty()) {
       options.untagged_older_than = duration_or_throw(flags->untagged_older_than, "--untagged-older-than");
     }
-    if (ctx.format() == OutputFormat::table) {
-      options.progress = progress_printer();
-    }
+    // json output is for scripts: no progress even on a terminal
+    Progress progress(ctx.format() == OutputFormat::table && Progress::stderr_is_terminal());
+    options.progress = progress.callback();
     auto report = unwrap(service::collect_garbage(ctx.registry(), options));
-    end_progress();
+    progress.finish();
     nlohmann::json doc = {{"dry_run", report.dry_run},
                           {"blobs_removed", report.blobs_removed},
                           {"bytes_freed", report.bytes_freed},
@@ -124,11 +98,10 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
     options.verify_content = fsck_flags->verify_content;
     options.repair = fsck_flags->repair;
     options.grace = duration_or_throw(fsck_flags->grace, "--grace");
-    if (ctx.format() == OutputFormat::table) {
-      options.progress = progress_printer();
-    }
+    Progress progress(ctx.format() == OutputFormat::table && Progress::stderr_is_terminal());
+    options.progress = progress.callback();
     auto report = unwrap(service::check_integrity(ctx.registry(), options));
-    end_progress();
+    progress.finish();
     nlohmann::json problems = nlohmann::json::array();
     std::vector<std::vector<std::string>> rows;
     for (const auto& p : report.problems) {
