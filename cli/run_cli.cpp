@@ -42,6 +42,7 @@ run_cli(int argc, char** argv)
   add_user_commands(app, ctx);
   add_privilege_commands(app, ctx);
   add_key_commands(app, ctx);
+  add_status_command(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -154,6 +154,17 @@ struct StoreRow {
   std::string config_json;
 };
 
+// Row counts over the whole database (registryctl status).
+struct Totals {
+  int64_t feeds = 0;
+  int64_t repositories = 0;
+  int64_t manifests = 0;
+  int64_t tags = 0;
+  int64_t blobs = 0;
+  uint64_t blob_bytes = 0;
+  int64_t uploads = 0;
+};
+
 class Metadata
 {
 public:
@@ -344,6 +355,16 @@ public:
   // Not an error when absent.
   Result<void> delete_upload(const std::string& id);
   Result<std::vector<UploadRow>> list_uploads();
+
+  // --- read-only access (registryctl status, shell completion) ---
+  // Opens an existing database for reading: never creates the file and never
+  // migrates; every write through it fails. not_found when `path` does not
+  // exist, io_error when it cannot be opened. schema_version() may be older or
+  // newer than this program's; queries may then fail.
+  static Result<std::unique_ptr<Metadata>> open_read_only(const std::filesystem::path& path);
+  // The schema version this program creates and migrates to.
+  static int current_schema_version();
+  Result<Totals> totals();
 
 private:
   struct Impl;
