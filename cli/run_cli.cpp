@@ -2,6 +2,7 @@
 
 #include "cli/app_context.hpp"
 #include "cli/commands/commands.hpp"
+#include "cli/config_file.hpp"
 #include "cli/exit_codes.hpp"
 #include "common/util/log.hpp"
 #include "common/version.hpp"
@@ -23,13 +24,14 @@ run_cli(int argc, char** argv)
   app.require_subcommand(1);
   app.fallthrough();
   app.add_option("--data", ctx.data_dir, "Data directory (database and default store)")
+    ->type_name("DIR")
     ->envname("REGISTRYCTL_DATA")
     ->capture_default_str();
   app.add_option("--output,-o", ctx.output, "Output format")
     ->check(CLI::IsMember({"table", "json"}))
     ->envname("REGISTRYCTL_OUTPUT")
     ->capture_default_str();
-  app.set_config("--config", "", "Read options from this TOML/INI file");
+  add_config_option(app);
 
   add_serve_command(app, ctx);
   add_feed_commands(app, ctx);

@@ -47,13 +47,19 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
   auto flags = std::make_shared<GcFlags>();
   auto* gc = app.add_subcommand(
     "gc", "Remove unreferenced blobs and abandoned uploads (online: safe while clients push)");
-  gc->add_option("--feed", flags->feed, "Only blobs linked to this feed");
+  gc->add_option("--feed", flags->feed, "Only blobs linked to this feed")->type_name("FEED");
   gc->add_flag("--dry-run", flags->dry_run, "Report what would be removed; change nothing");
-  gc->add_option("--grace", flags->grace, "Keep blobs used within this period")->capture_default_str();
+  gc->add_option("--grace", flags->grace, "Keep blobs used within this period")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_GC_GRACE")
+    ->capture_default_str();
   gc->add_option("--upload-expiry", flags->upload_expiry, "Purge uploads idle for longer")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_UPLOAD_EXPIRY")
     ->capture_default_str();
   gc->add_option("--untagged-older-than", flags->untagged_older_than,
-                 "Also delete untagged manifests older than this that no index references");
+                 "Also delete untagged manifests older than this that no index references")
+    ->type_name("DURATION");
   gc->callback([&ctx, flags] {
     service::GcOptions options;
     options.feed = flags->feed;
@@ -92,6 +98,8 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
   fsck->add_flag("--repair", fsck_flags->repair,
                  "Remove orphaned bytes (no row) older than the grace period");
   fsck->add_option("--grace", fsck_flags->grace, "Orphans younger than this are left alone")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_GC_GRACE")
     ->capture_default_str();
   fsck->callback([&ctx, fsck_flags] {
     service::FsckOptions options;
