@@ -45,6 +45,7 @@ run_cli(int argc, char** argv)
   add_privilege_commands(app, ctx);
   add_key_commands(app, ctx);
   add_status_command(app, ctx);
+  add_completion_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -18,5 +18,6 @@ void add_user_commands(CLI::App& app, AppContext& ctx);
 void add_privilege_commands(CLI::App& app, AppContext& ctx);
 void add_key_commands(CLI::App& app, AppContext& ctx);
 void add_status_command(CLI::App& app, AppContext& ctx);
+void add_completion_commands(CLI::App& app, AppContext& ctx);
 
 } // namespace registry::cli
