@@ -391,7 +391,13 @@ zsh_script(const std::vector<CommandInfo>& commands)
        "    kind=$(__registryctl_positional \"$cmdpath\" $(( npos + 1 )))\n"
        "    [[ -n $kind ]] && __registryctl_values \"$kind\" \"${words[1]}\" \"${globals[@]}\"\n"
        "}\n\n"
-       "_registryctl \"$@\"\n";
+       "# Autoloaded from fpath, this file is the body of _registryctl: complete.\n"
+       "# Sourced (source <(registryctl completion zsh)), register the function.\n"
+       "if [[ $funcstack[1] == _registryctl ]]; then\n"
+       "    _registryctl \"$@\"\n"
+       "else\n"
+       "    compdef _registryctl registryctl\n"
+       "fi\n";
   return s.str();
 }
 
