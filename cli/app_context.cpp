@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <span>
 #include <pwd.h>
 #include <termios.h>
 #include <unistd.h>
@@ -57,14 +59,59 @@ AppContext::audit(const std::string& kind, const std::string& feed, const std::s
   registry().audit(kind, "cli:" + who, feed, subject, detail);
 }
 
+namespace {
+
+// The value --quiet prints for one document: what a script feeds to the next
+// command (a key just created, a digest, a name, an id).
+// In a list the entries' names come first (tag list: the tags); a single
+// result says what it made or resolved first (a key, a digest).
+std::optional<std::string>
+quiet_value(const nlohmann::json& item, bool in_list)
+{
+  if (item.is_string()) {
+    return item.get<std::string>();
+  }
+  if (!item.is_object()) {
+    return std::nullopt;
+  }
+  static const char* const k_list_fields[] = {"name", "id", "prefix", "url", "digest", "kind"};
+  static const char* const k_single_fields[] = {"key", "digest", "name", "id", "prefix", "url", "deleted", "revoked", "removed"};
+  for (const char* field : in_list ? std::span<const char* const>(k_list_fields) : std::span<const char* const>(k_single_fields)) {
+    auto it = item.find(field);
+    if (it != item.end() && it->is_string()) {
+      return it->get<std::string>();
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
 void
 AppContext::print(const nlohmann::json& doc, const std::function<void()>& table) const
 {
   if (format() == OutputFormat::json) {
     std::cout << doc.dump(2) << "\n";
-  } else {
-    table();
+    return;
   }
+  if (quiet) {
+    std::vector<std::string> lines;
+    for (const auto& item : doc.is_array() ? doc : nlohmann::json::array({doc})) {
+      auto value = quiet_value(item, doc.is_array());
+      if (!value) {
+        lines.clear();
+        break;
+      }
+      lines.push_back(*value);
+    }
+    if (!lines.empty() || (doc.is_array() && doc.empty())) {
+      for (const auto& line : lines) {
+        std::cout << line << "\n";
+      }
+      return;
+    }
+  }
+  table();
 }
 
 void

@@ -2,6 +2,7 @@
 
 #include "cli/app_context.hpp"
 #include "cli/commands/commands.hpp"
+#include "cli/config_file.hpp"
 #include "cli/exit_codes.hpp"
 #include "common/util/log.hpp"
 #include "common/version.hpp"
@@ -23,13 +24,16 @@ run_cli(int argc, char** argv)
   app.require_subcommand(1);
   app.fallthrough();
   app.add_option("--data", ctx.data_dir, "Data directory (database and default store)")
+    ->type_name("DIR")
     ->envname("REGISTRYCTL_DATA")
     ->capture_default_str();
+  app.add_flag("--quiet,-q", ctx.quiet,
+               "Print only what a script needs: names, digests, ids or a new key, one per line");
   app.add_option("--output,-o", ctx.output, "Output format")
     ->check(CLI::IsMember({"table", "json"}))
     ->envname("REGISTRYCTL_OUTPUT")
     ->capture_default_str();
-  app.set_config("--config", "", "Read options from this TOML/INI file");
+  add_config_option(app);
 
   add_serve_command(app, ctx);
   add_feed_commands(app, ctx);
@@ -45,6 +49,8 @@ run_cli(int argc, char** argv)
   add_events_command(app, ctx);
   add_connector_commands(app, ctx);
   add_transfer_commands(app, ctx);
+  add_status_command(app, ctx);
+  add_completion_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

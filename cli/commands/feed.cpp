@@ -47,7 +47,7 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   auto options = std::make_shared<FeedOptions>();
 
   auto* create = feed->add_subcommand("create", "Create a feed");
-  create->add_option("name", options->name, "Feed name")->required();
+  create->add_option("name", options->name, "Feed name")->required()->type_name("NAME");
   create->add_option("--description", options->description, "Free text");
   create->add_option("--anonymous", options->anonymous, "Anonymous access: none or pull")
     ->check(CLI::IsMember({"none", "pull"}))
@@ -72,11 +72,11 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   });
 
   auto* show = feed->add_subcommand("show", "Show one feed");
-  show->add_option("name", options->name, "Feed name")->required();
+  show->add_option("name", options->name, "Feed name")->required()->type_name("FEED");
   show->callback([&ctx, options] { print_feed(ctx, unwrap(ctx.registry().get_feed(options->name))); });
 
   auto* update = feed->add_subcommand("update", "Change a feed's settings");
-  update->add_option("name", options->name, "Feed name")->required();
+  update->add_option("name", options->name, "Feed name")->required()->type_name("FEED");
   update->add_option("--description", options->description, "Free text");
   update->add_option("--anonymous", options->anonymous, "Anonymous access: none or pull")
     ->check(CLI::IsMember({"none", "pull"}));
@@ -95,7 +95,7 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   });
 
   auto* remove = feed->add_subcommand("delete", "Delete a feed with all its repositories");
-  remove->add_option("name", options->name, "Feed name")->required();
+  remove->add_option("name", options->name, "Feed name")->required()->type_name("FEED");
   remove->callback([&ctx, options] {
     unwrap(ctx.registry().delete_feed(options->name));
     ctx.audit("feed.delete", options->name, options->name);

@@ -2,12 +2,12 @@
 
 #include "cli/commands/commands.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/progress.hpp"
 #include "common/service/garbage_collector.hpp"
 #include "common/util/strings.hpp"
 
 #include <cstdio>
 #include <iostream>
-#include <unistd.h>
 
 namespace registry::cli {
 
@@ -23,32 +23,6 @@ duration_or_throw(const std::string& text, const char* flag)
                                     + "' (use e.g. 90s, 30m, 1h, 7d)"));
   }
   return *seconds;
-}
-
-// A one-line progress indicator on a terminal; nothing when stderr is piped.
-std::function<void(const char*, uint64_t, uint64_t)>
-progress_printer()
-{
-  if (::isatty(STDERR_FILENO) == 0) {
-    return {};
-  }
-  return [](const char* phase, uint64_t done, uint64_t total) {
-    if (total > 0) {
-      std::fprintf(stderr, "\r%s: %llu/%llu", phase, static_cast<unsigned long long>(done),
-                   static_cast<unsigned long long>(total));
-    } else {
-      std::fprintf(stderr, "\r%s: %llu", phase, static_cast<unsigned long long>(done));
-    }
-    std::fflush(stderr);
-  };
-}
-
-void
-end_progress()
-{
-  if (::isatty(STDERR_FILENO) != 0) {
-    std::fprintf(stderr, "\r\033[K");
-  }
 }
 
 struct GcFlags {
@@ -73,13 +47,19 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
   auto flags = std::make_shared<GcFlags>();
   auto* gc = app.add_subcommand(
     "gc", "Remove unreferenced blobs and abandoned uploads (online: safe while clients push)");
-  gc->add_option("--feed", flags->feed, "Only blobs linked to this feed");
+  gc->add_option("--feed", flags->feed, "Only blobs linked to this feed")->type_name("FEED");
   gc->add_flag("--dry-run", flags->dry_run, "Report what would be removed; change nothing");
-  gc->add_option("--grace", flags->grace, "Keep blobs used within this period")->capture_default_str();
+  gc->add_option("--grace", flags->grace, "Keep blobs used within this period")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_GC_GRACE")
+    ->capture_default_str();
   gc->add_option("--upload-expiry", flags->upload_expiry, "Purge uploads idle for longer")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_UPLOAD_EXPIRY")
     ->capture_default_str();
   gc->add_option("--untagged-older-than", flags->untagged_older_than,
-                 "Also delete untagged manifests older than this that no index references");
+                 "Also delete untagged manifests older than this that no index references")
+    ->type_name("DURATION");
   gc->callback([&ctx, flags] {
     service::GcOptions options;
     options.feed = flags->feed;
@@ -89,11 +69,11 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
     if (!flags->untagged_older_than.empty()) {
       options.untagged_older_than = duration_or_throw(flags->untagged_older_than, "--untagged-older-than");
     }
-    if (ctx.format() == OutputFormat::table) {
-      options.progress = progress_printer();
-    }
+    // json output is for scripts: no progress even on a terminal
+    Progress progress(ctx.format() == OutputFormat::table && Progress::stderr_is_terminal());
+    options.progress = progress.callback();
     auto report = unwrap(service::collect_garbage(ctx.registry(), options));
-    end_progress();
+    progress.finish();
     nlohmann::json doc = {{"dry_run", report.dry_run},
                           {"blobs_removed", report.blobs_removed},
                           {"bytes_freed", report.bytes_freed},
@@ -118,17 +98,18 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
   fsck->add_flag("--repair", fsck_flags->repair,
                  "Remove orphaned bytes (no row) older than the grace period");
   fsck->add_option("--grace", fsck_flags->grace, "Orphans younger than this are left alone")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_GC_GRACE")
     ->capture_default_str();
   fsck->callback([&ctx, fsck_flags] {
     service::FsckOptions options;
     options.verify_content = fsck_flags->verify_content;
     options.repair = fsck_flags->repair;
     options.grace = duration_or_throw(fsck_flags->grace, "--grace");
-    if (ctx.format() == OutputFormat::table) {
-      options.progress = progress_printer();
-    }
+    Progress progress(ctx.format() == OutputFormat::table && Progress::stderr_is_terminal());
+    options.progress = progress.callback();
     auto report = unwrap(service::check_integrity(ctx.registry(), options));
-    end_progress();
+    progress.finish();
     nlohmann::json problems = nlohmann::json::array();
     std::vector<std::vector<std::string>> rows;
     for (const auto& p : report.problems) {

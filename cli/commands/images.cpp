@@ -45,7 +45,7 @@ add_repo_commands(CLI::App& app, AppContext& ctx)
   repo->require_subcommand(1);
   auto feed = std::make_shared<std::string>();
   auto* list = repo->add_subcommand("list", "List repositories, optionally of one feed");
-  list->add_option("feed", *feed, "Feed name");
+  list->add_option("feed", *feed, "Feed name")->type_name("FEED");
   list->callback([&ctx, feed] {
     if (!feed->empty()) {
       unwrap(ctx.registry().get_feed(*feed));
@@ -72,7 +72,7 @@ add_tag_commands(CLI::App& app, AppContext& ctx)
   tag->require_subcommand(1);
   auto repo = std::make_shared<std::string>();
   auto* list = tag->add_subcommand("list", "List the tags of a repository");
-  list->add_option("repository", *repo, "FEED/REPO")->required();
+  list->add_option("repository", *repo, "FEED/REPO")->required()->type_name("REPOSITORY");
   list->callback([&ctx, repo] {
     auto page = unwrap(ctx.registry().list_tags(*repo, "", std::numeric_limits<int64_t>::max() - 1));
     nlohmann::json doc = nlohmann::json::array();
@@ -92,7 +92,7 @@ add_digest_commands(CLI::App& app, AppContext& ctx)
   digest->require_subcommand(1);
   auto image = std::make_shared<std::string>();
   auto* show = digest->add_subcommand("show", "Show a manifest: digest, type, size, platforms, layers");
-  show->add_option("image", *image, "FEED/REPO:TAG or FEED/REPO@DIGEST")->required();
+  show->add_option("image", *image, "FEED/REPO:TAG or FEED/REPO@DIGEST")->required()->type_name("IMAGE");
   show->callback([&ctx, image] {
     auto [repo, ref] = split_image(*image);
     auto details = unwrap(ctx.registry().describe_image(repo, ref));
@@ -173,7 +173,7 @@ add_image_commands(CLI::App& app, AppContext& ctx)
   auto image = std::make_shared<std::string>();
   auto* remove = image_cmd->add_subcommand(
     "delete", "Delete a manifest (a tag is resolved to its digest; every tag on it goes)");
-  remove->add_option("image", *image, "FEED/REPO:TAG or FEED/REPO@DIGEST")->required();
+  remove->add_option("image", *image, "FEED/REPO:TAG or FEED/REPO@DIGEST")->required()->type_name("IMAGE");
   remove->callback([&ctx, image] {
     auto [repo, ref] = split_image(*image);
     auto result = unwrap(ctx.registry().delete_image(repo, ref));
@@ -214,7 +214,10 @@ add_upload_commands(CLI::App& app, AppContext& ctx)
   });
   auto older = std::make_shared<std::string>("24h");
   auto* purge = upload->add_subcommand("purge", "Remove uploads idle for longer than --older-than");
-  purge->add_option("--older-than", *older, "Idle time, e.g. 30m, 24h, 7d")->capture_default_str();
+  purge->add_option("--older-than", *older, "Idle time, e.g. 30m, 24h, 7d")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_UPLOAD_EXPIRY")
+    ->capture_default_str();
   purge->callback([&ctx, older] {
     auto seconds = util::parse_duration(*older);
     if (!seconds) {

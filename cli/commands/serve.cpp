@@ -228,20 +228,25 @@ add_serve_command(CLI::App& app, AppContext& ctx)
                   "External URL of the registry (behind a reverse proxy), for absolute Locations")
     ->envname("REGISTRYCTL_BASE_URL");
   cmd->add_option("--tls-cert", options->tls_cert, "PEM certificate file (enables HTTPS)")
+    ->type_name("FILE")
     ->envname("REGISTRYCTL_TLS_CERT");
   cmd->add_option("--tls-key", options->tls_key, "PEM private key file")
+    ->type_name("FILE")
     ->envname("REGISTRYCTL_TLS_KEY");
   cmd->add_option("--workers", options->workers, "Worker threads (concurrent connections)")
     ->envname("REGISTRYCTL_WORKERS")
     ->check(CLI::Range(1, 4096))
     ->capture_default_str();
   cmd->add_option("--ready-file", options->ready_file,
-                  "Write ADDRESS:PORT to this file once listening");
-  cmd->add_flag("--quiet", options->quiet, "No access log");
+                  "Write ADDRESS:PORT to this file once listening")
+    ->type_name("FILE")
+    ->envname("REGISTRYCTL_READY_FILE");
+  cmd->add_flag("--quiet", options->quiet, "No access log")->envname("REGISTRYCTL_QUIET");
   cmd->add_flag("--token-auth", options->token_auth,
                 "Challenge clients with Docker token auth (Bearer, /auth/token) instead of Basic")
     ->envname("REGISTRYCTL_TOKEN_AUTH");
   cmd->add_option("--service", options->service, "Service name (token audience)")
+    ->envname("REGISTRYCTL_SERVICE")
     ->capture_default_str();
   cmd->add_flag("--trust-proxy-headers", options->trust_proxy_headers,
                 "Log and throttle by the client address a reverse proxy sends (X-Real-IP, "
@@ -263,12 +268,17 @@ add_serve_command(CLI::App& app, AppContext& ctx)
     ->capture_default_str();
   cmd->add_option("--cleanup-interval", options->cleanup_interval,
                   "Run garbage collection this often (0 disables)")
+    ->type_name("DURATION")
     ->envname("REGISTRYCTL_CLEANUP_INTERVAL")
     ->capture_default_str();
   cmd->add_option("--gc-grace", options->gc_grace, "Grace period of the cleanup job")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_GC_GRACE")
     ->capture_default_str();
   cmd->add_option("--upload-expiry", options->upload_expiry,
                   "The cleanup job purges uploads idle for longer")
+    ->type_name("DURATION")
+    ->envname("REGISTRYCTL_UPLOAD_EXPIRY")
     ->capture_default_str();
   cmd->callback([&ctx, options] { run_serve(ctx, *options); });
 }

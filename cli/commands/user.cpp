@@ -47,7 +47,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
   });
 
   auto* passwd = user->add_subcommand("passwd", "Set a user's password (read from stdin)");
-  passwd->add_option("name", *name, "User name")->required();
+  passwd->add_option("name", *name, "User name")->required()->type_name("USER");
   passwd->add_flag("--password-stdin", *from_stdin, "Read the password from stdin (the default)");
   passwd->callback([&ctx, name] {
     unwrap(ctx.registry().accounts().set_password(*name, read_password()));
@@ -59,7 +59,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
   for (bool disable : {true, false}) {
     auto* cmd = user->add_subcommand(disable ? "disable" : "enable",
                                      disable ? "Refuse a user's logins" : "Allow a user's logins again");
-    cmd->add_option("name", *name, "User name")->required();
+    cmd->add_option("name", *name, "User name")->required()->type_name("USER");
     cmd->callback([&ctx, name, disable] {
       unwrap(ctx.registry().accounts().set_disabled(*name, disable));
       ctx.audit(disable ? "user.disable" : "user.enable", "", *name);
@@ -72,7 +72,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
   for (bool make_admin : {true, false}) {
     auto* cmd = user->add_subcommand(make_admin ? "make-admin" : "drop-admin",
                                      make_admin ? "Make a user a server admin" : "Remove a user's admin role");
-    cmd->add_option("name", *name, "User name")->required();
+    cmd->add_option("name", *name, "User name")->required()->type_name("USER");
     cmd->callback([&ctx, name, make_admin] {
       unwrap(ctx.registry().accounts().set_admin(*name, make_admin));
       ctx.audit(make_admin ? "user.make-admin" : "user.drop-admin", "", *name);
@@ -83,7 +83,7 @@ add_user_commands(CLI::App& app, AppContext& ctx)
   }
 
   auto* remove = user->add_subcommand("delete", "Delete a user");
-  remove->add_option("name", *name, "User name")->required();
+  remove->add_option("name", *name, "User name")->required()->type_name("USER");
   remove->callback([&ctx, name] {
     unwrap(ctx.registry().accounts().delete_user(*name));
     ctx.audit("user.delete", "", *name);
@@ -135,9 +135,9 @@ add_privilege_commands(CLI::App& app, AppContext& ctx)
     auto* cmd = priv->add_subcommand(granting ? "grant" : "revoke",
                                      granting ? "Grant privileges on a feed ('*' for every feed)"
                                               : "Revoke privileges on a feed ('*' for every feed)");
-    cmd->add_option("user", args->user, "User name")->required();
-    cmd->add_option("feed", args->feed, "Feed name, or '*' for every feed")->required();
-    cmd->add_option("privileges", args->privileges, "Comma list: pull,push,delete,manage")->required();
+    cmd->add_option("user", args->user, "User name")->required()->type_name("USER");
+    cmd->add_option("feed", args->feed, "Feed name, or '*' for every feed")->required()->type_name("FEED");
+    cmd->add_option("privileges", args->privileges, "Comma list: pull,push,delete,manage")->required()->type_name("PRIVILEGES");
     cmd->callback([&ctx, args, granting] {
       auto& accounts = ctx.registry().accounts();
       for (auto p : parse_privileges(args->privileges)) {
@@ -156,7 +156,7 @@ add_privilege_commands(CLI::App& app, AppContext& ctx)
     });
   }
   auto* list = priv->add_subcommand("list", "List granted privileges");
-  list->add_option("user", args->user, "Only this user");
+  list->add_option("user", args->user, "Only this user")->type_name("USER");
   list->callback([&ctx, args] {
     auto grants = unwrap(ctx.registry().accounts().list_grants(args->user));
     nlohmann::json doc = nlohmann::json::array();
@@ -177,10 +177,11 @@ add_key_commands(CLI::App& app, AppContext& ctx)
   key->require_subcommand(1);
   auto args = std::make_shared<KeyArgs>();
   auto* create = key->add_subcommand("create", "Create a key; it is printed once and only its hash is stored");
-  create->add_option("--user", args->user, "The key acts as this user");
-  create->add_option("--feed", args->feed, "The key works on this feed only");
+  create->add_option("--user", args->user, "The key acts as this user")->type_name("USER");
+  create->add_option("--feed", args->feed, "The key works on this feed only")->type_name("FEED");
   create->add_option("--privileges", args->privileges, "With --feed: pull,push,delete");
-  create->add_option("--expires", args->expires, "Lifetime, e.g. 30d (default: never)");
+  create->add_option("--expires", args->expires, "Lifetime, e.g. 30d (default: never)")
+    ->type_name("DURATION");
   create->add_option("--description", args->description, "Free text");
   create->callback([&ctx, args] {
     int64_t expires = 0;

@@ -305,6 +305,7 @@ private:
 
 struct Metadata::Impl {
   std::filesystem::path path;
+  bool read_only = false;
   std::mutex mutex;
   std::mutex write_mutex;
   std::vector<std::unique_ptr<Connection>> idle;
@@ -312,6 +313,14 @@ struct Metadata::Impl {
   std::unique_ptr<Connection>
   connect()
   {
+    if (read_only) {
+      // No journal_mode change: WAL is a property of the file, kept by writers.
+      auto db = std::make_unique<Connection>(path.string(),
+                                             SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX);
+      db->setBusyTimeout(10000);
+      db->exec("PRAGMA query_only=ON");
+      return db;
+    }
     auto db = std::make_unique<Connection>(
       path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);
     db->setBusyTimeout(10000);
@@ -1809,6 +1818,56 @@ Metadata::remove_connector(int64_t feed_id, const std::string& url)
     q.bind(1, feed_id);
     q.bind(2, url);
     return q.exec() > 0;
+  });
+}
+
+// --- read-only access ---
+
+Result<std::unique_ptr<Metadata>>
+Metadata::open_read_only(const std::filesystem::path& path)
+{
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return fail(ErrorCode::not_found, "no metadata database at " + path.string());
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->read_only = true;
+  try {
+    impl->idle.push_back(impl->connect());
+  } catch (const std::exception& e) {
+    util::log_error(std::string("cannot open database: ") + e.what());
+    return fail(ErrorCode::io_error, "cannot open the metadata database " + path.string());
+  }
+  return std::unique_ptr<Metadata>(new Metadata(std::move(impl)));
+}
+
+int
+Metadata::current_schema_version()
+{
+  return k_schema_version;
+}
+
+Result<Totals>
+Metadata::totals()
+{
+  return m_impl->run([](Connection& db) -> Result<Totals> {
+    // One read transaction, so the counts agree with each other.
+    SQLite::Statement& q = db.prepare(
+      "SELECT (SELECT count(*) FROM feeds), (SELECT count(*) FROM repositories), "
+      "(SELECT count(*) FROM manifests), (SELECT count(*) FROM tags), "
+      "(SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs), "
+      "(SELECT count(*) FROM uploads)");
+    q.executeStep();
+    Totals t;
+    t.feeds = q.getColumn(0).getInt64();
+    t.repositories = q.getColumn(1).getInt64();
+    t.manifests = q.getColumn(2).getInt64();
+    t.tags = q.getColumn(3).getInt64();
+    t.blobs = q.getColumn(4).getInt64();
+    t.blob_bytes = static_cast<uint64_t>(q.getColumn(5).getInt64());
+    t.uploads = q.getColumn(6).getInt64();
+    return t;
   });
 }
 

@@ -188,6 +188,17 @@ struct StoreRow {
   std::string config_json;
 };
 
+// Row counts over the whole database (registryctl status).
+struct Totals {
+  int64_t feeds = 0;
+  int64_t repositories = 0;
+  int64_t manifests = 0;
+  int64_t tags = 0;
+  int64_t blobs = 0;
+  uint64_t blob_bytes = 0;
+  int64_t uploads = 0;
+};
+
 class Metadata
 {
 public:
@@ -393,6 +404,16 @@ public:
   Result<void> record_event(const EventRow& event);
   // The newest `limit` events at or after `since` (of `feed` when not empty), oldest first.
   Result<std::vector<EventRow>> list_events(const std::string& feed, int64_t since, int64_t limit);
+
+  // --- read-only access (registryctl status, shell completion) ---
+  // Opens an existing database for reading: never creates the file and never
+  // migrates; every write through it fails. not_found when `path` does not
+  // exist, io_error when it cannot be opened. schema_version() may be older or
+  // newer than this program's; queries may then fail.
+  static Result<std::unique_ptr<Metadata>> open_read_only(const std::filesystem::path& path);
+  // The schema version this program creates and migrates to.
+  static int current_schema_version();
+  Result<Totals> totals();
 
 private:
   struct Impl;

@@ -13,6 +13,21 @@ TEST_SUITE("e2e")
     auto v2 = f.c().put_manifest("main/web/app", "v2", image.manifest, k_oci_manifest);
     REQUIRE(v2->status == 201);
 
+    SUBCASE("--quiet prints only what a script needs")
+    {
+      CHECK(run_cli(f.data, {"-q", "feed", "list"}).out == "main\nother\n");
+      CHECK(run_cli(f.data, {"-q", "repo", "list", "main"}).out == "main/web/app\n");
+      CHECK(run_cli(f.data, {"-q", "tag", "list", "main/web/app"}).out == "v1\nv2\n");
+      CHECK(run_cli(f.data, {"--quiet", "digest", "show", "main/web/app:v1"}).out == image.digest + "\n");
+      auto key = run_cli(f.data, {"-q", "key", "create", "--feed", "main", "--privileges", "pull"});
+      CHECK(key.out.rfind("rk_", 0) == 0);
+      CHECK(key.out.find('\n') == key.out.size() - 1);
+      CHECK(run_cli(f.data, {"-q", "repo", "list", "other"}).out.empty());
+      // JSON wins over --quiet.
+      CHECK(nlohmann::json::parse(run_cli(f.data, {"-q", "-o", "json", "feed", "list"}).out).size() == 2);
+      CHECK(run_cli(f.data, {"-q", "image", "delete", "main/web/app:v2"}).out == image.digest + "\n");
+    }
+
     SUBCASE("feed commands")
     {
       auto list = run_cli(f.data, {"feed", "list", "-o", "json"});

@@ -792,3 +792,41 @@ TEST_SUITE("metadata")
     }
   }
 }
+
+TEST_SUITE("metadata")
+{
+  TEST_CASE("metadata::Metadata::open_read_only")
+  {
+    SUBCASE("a missing database is not_found and is not created")
+    {
+      TestDir dir;
+      auto db = Metadata::open_read_only(dir / "registry.db");
+      CHECK(code_of(db) == ErrorCode::not_found);
+      CHECK(!std::filesystem::exists(dir / "registry.db"));
+    }
+
+    SUBCASE("it reads what a writer recorded, totals included, and cannot write")
+    {
+      Fixture f;
+      f.put_image("image one", "v1");
+      REQUIRE_OK(f.db->create_upload(util::random_uuid(), f.feed.id, "team/app", k_store, k_now));
+      auto ro = Metadata::open_read_only(f.dir / "registry.db");
+      REQUIRE_OK(ro);
+      CHECK((*ro)->schema_version() == Metadata::current_schema_version());
+      auto feeds = (*ro)->list_feeds();
+      REQUIRE_OK(feeds);
+      REQUIRE(feeds->size() == 1);
+      CHECK((*feeds)[0].name == "team");
+      auto totals = (*ro)->totals();
+      REQUIRE_OK(totals);
+      CHECK(totals->feeds == 1);
+      CHECK(totals->repositories == 1);
+      CHECK(totals->manifests == 1);
+      CHECK(totals->tags == 1);
+      CHECK(totals->blobs == 2);
+      CHECK(totals->blob_bytes == 10);
+      CHECK(totals->uploads == 1);
+      CHECK(code_of((*ro)->create_feed("other", "", k_store, "pull", k_now)) == ErrorCode::io_error);
+    }
+  }
+}
