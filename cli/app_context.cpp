@@ -44,6 +44,16 @@ read_password()
   return password;
 }
 
+std::string
+short_digest(const std::string& digest)
+{
+  size_t colon = digest.find(':');
+  if (colon == std::string::npos || digest.size() <= colon + 1 + 12) {
+    return digest;
+  }
+  return digest.substr(0, colon + 1 + 12);
+}
+
 void
 AppContext::audit(const std::string& kind, const std::string& feed, const std::string& subject,
                   const std::string& detail)

@@ -81,6 +81,10 @@ private:
   std::unique_ptr<service::Registry> m_registry;
 };
 
+// A digest as tables show it: the algorithm and 12 hex digits, as docker
+// shows image ids, so tables fit 80 columns. JSON and --quiet keep it whole.
+std::string short_digest(const std::string& digest);
+
 // A secret read from stdin (one line; without echo on a terminal).
 std::string read_password();
 

@@ -32,16 +32,17 @@ since_time(const std::string& text, int64_t now)
                                   + text + "'"));
 }
 
-// Tables abbreviate "@sha256:<64 hex>" to 12 hex digits, as docker does, so a
-// line fits a terminal; JSON keeps the whole digest.
+// "FEED/REPO@<12 hex>", as docker shortens ids: tables keep lines short; JSON
+// has the whole digest.
 std::string
-abbreviate_digest(const std::string& subject)
+short_subject(const std::string& subject)
 {
-  size_t at = subject.find("@sha256:");
-  if (at == std::string::npos || subject.size() < at + 8 + 64) {
+  size_t at = subject.find('@');
+  if (at == std::string::npos) {
     return subject;
   }
-  return subject.substr(0, at + 8 + 12) + subject.substr(at + 8 + 64);
+  std::string digest = short_digest(subject.substr(at + 1));
+  return subject.substr(0, at + 1) + digest.substr(digest.find(':') + 1);
 }
 
 } // namespace
@@ -73,7 +74,7 @@ add_events_command(CLI::App& app, AppContext& ctx)
                      {"feed", e.feed},
                      {"subject", e.subject},
                      {"detail", e.detail}});
-      table.push_back({util::format_time(e.at), e.kind, e.actor, abbreviate_digest(e.subject), e.detail});
+      table.push_back({util::format_time(e.at), e.kind, e.actor, short_subject(e.subject), e.detail});
     }
     ctx.print(doc, [&] { print_table({"TIME", "EVENT", "ACTOR", "SUBJECT", "DETAIL"}, table); });
   });

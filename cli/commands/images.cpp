@@ -79,7 +79,7 @@ add_tag_commands(CLI::App& app, AppContext& ctx)
     std::vector<std::vector<std::string>> rows;
     for (const auto& t : page.tags) {
       doc.push_back({{"name", t.name}, {"digest", t.digest}, {"updated_at", util::format_time(t.updated_at)}});
-      rows.push_back({t.name, t.digest, util::format_time(t.updated_at)});
+      rows.push_back({t.name, short_digest(t.digest), util::format_time(t.updated_at)});
     }
     ctx.print(doc, [&] { print_table({"TAG", "DIGEST", "UPDATED"}, rows); });
   });
@@ -147,15 +147,15 @@ add_digest_commands(CLI::App& app, AppContext& ctx)
       std::vector<std::vector<std::string>> rows;
       if (m.is_index) {
         for (const auto& c : m.manifests) {
-          rows.push_back({c.platform ? c.platform->str() : "-", c.digest.str(), util::human_size(c.size)});
+          rows.push_back({c.platform ? c.platform->str() : "-", short_digest(c.digest.str()), util::human_size(c.size)});
         }
         print_table({"PLATFORM", "DIGEST", "SIZE"}, rows);
       } else {
         if (m.config) {
-          rows.push_back({"config", m.config->digest.str(), util::human_size(m.config->size)});
+          rows.push_back({"config", short_digest(m.config->digest.str()), util::human_size(m.config->size)});
         }
         for (size_t i = 0; i < m.layers.size(); ++i) {
-          rows.push_back({"layer " + std::to_string(i + 1), m.layers[i].digest.str(),
+          rows.push_back({"layer " + std::to_string(i + 1), short_digest(m.layers[i].digest.str()),
                           util::human_size(m.layers[i].size)});
         }
         print_table({"PART", "DIGEST", "SIZE"}, rows);

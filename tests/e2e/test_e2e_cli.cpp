@@ -28,6 +28,31 @@ TEST_SUITE("e2e")
       CHECK(run_cli(f.data, {"-q", "image", "delete", "main/web/app:v2"}).out == image.digest + "\n");
     }
 
+    SUBCASE("tables fit 80 columns; digests are shortened there only")
+    {
+      auto fits = [](const std::string& out) {
+        size_t start = 0;
+        while (start < out.size()) {
+          size_t end = out.find('\n', start);
+          std::string line = out.substr(start, end - start);
+          if (line.size() > 80 && line.rfind("Digest:", 0) != 0) {
+            return false;
+          }
+          start = end == std::string::npos ? out.size() : end + 1;
+        }
+        return true;
+      };
+      auto tags = run_cli(f.data, {"tag", "list", "main/web/app"});
+      CHECK(fits(tags.out));
+      CHECK(tags.out.find(image.digest.substr(0, 19) + " ") != std::string::npos);
+      CHECK(tags.out.find(image.digest) == std::string::npos);
+      auto shown = run_cli(f.data, {"digest", "show", "main/web/app:v1"});
+      CHECK(fits(shown.out));
+      CHECK(shown.out.find("Digest:     " + image.digest) != std::string::npos); // whole, to copy
+      CHECK(run_cli(f.data, {"events"}).out.find("main/web/app@" + image.digest.substr(7, 12) + " ") != std::string::npos);
+      CHECK(fits(run_cli(f.data, {"repo", "list", "main"}).out));
+    }
+
     SUBCASE("feed commands")
     {
       auto list = run_cli(f.data, {"feed", "list", "-o", "json"});
@@ -59,7 +84,7 @@ TEST_SUITE("e2e")
       auto tags = run_cli(f.data, {"tag", "list", "main/web/app"});
       CHECK(tags.exit_code == 0);
       CHECK(tags.out.find("v1") != std::string::npos);
-      CHECK(tags.out.find(image.digest) != std::string::npos);
+      CHECK(tags.out.find(image.digest.substr(0, 19)) != std::string::npos);
       auto unknown = run_cli(f.data, {"tag", "list", "main/none"});
       CHECK(unknown.exit_code == 3);
     }
