@@ -64,7 +64,7 @@ __registryctl_options()
         'key revoke') echo '--help -h' ;;
         'events') echo '--help -h --feed --since --limit' ;;
         'connector') echo '--help -h' ;;
-        'connector add') echo '--help -h --username --password-stdin' ;;
+        'connector add') echo '--help -h --username --password-stdin --ttl' ;;
         'connector list') echo '--help -h' ;;
         'connector remove') echo '--help -h' ;;
         'export') echo '--help -h --file -o --level --threads' ;;
@@ -168,6 +168,7 @@ __registryctl_option_value()
         'connector add|--help'|'connector add|-h') echo 'flag' ;;
         'connector add|--username') echo 'text' ;;
         'connector add|--password-stdin') echo 'flag' ;;
+        'connector add|--ttl') echo 'text' ;;
         'connector list|--help'|'connector list|-h') echo 'flag' ;;
         'connector remove|--help'|'connector remove|-h') echo 'flag' ;;
         'export|--help'|'export|-h') echo 'flag' ;;

@@ -211,6 +211,8 @@ function __registryctl_option_value
             echo 'text'
         case 'connector add|--password-stdin'
             echo 'flag'
+        case 'connector add|--ttl'
+            echo 'text'
         case 'connector list|--help' 'connector list|-h'
             echo 'flag'
         case 'connector remove|--help' 'connector remove|-h'
@@ -533,6 +535,7 @@ complete -c registryctl -n '__registryctl_in \'connector\'' -l help -s h -d 'Pri
 complete -c registryctl -n '__registryctl_in \'connector add\'' -l help -s h -d 'Print this help message and exit'
 complete -c registryctl -n '__registryctl_in \'connector add\'' -l username -x -d 'Upstream user (anonymous when absent)'
 complete -c registryctl -n '__registryctl_in \'connector add\'' -l password-stdin -d 'Read the upstream password from stdin'
+complete -c registryctl -n '__registryctl_in \'connector add\'' -l ttl -x -d 'How long a cached tag is served before a HEAD upstream revalidates it'
 
 # registryctl connector list
 complete -c registryctl -n '__registryctl_in \'connector list\'' -l help -s h -d 'Print this help message and exit'

@@ -14,6 +14,7 @@ struct ConnectorArgs {
   std::string url;
   std::string username;
   bool password_stdin = false;
+  std::string ttl = "5m";
 };
 
 nlohmann::json
@@ -23,6 +24,7 @@ connector_json(const metadata::ConnectorRow& c)
           {"position", c.position},
           {"url", c.url},
           {"username", c.username},
+          {"ttl_seconds", c.ttl},
           {"created_at", util::format_time(c.created_at)}};
 }
 
@@ -41,9 +43,16 @@ add_connector_commands(CLI::App& app, AppContext& ctx)
   add->add_option("url", args->url, "Upstream registry, e.g. https://registry-1.docker.io")->required();
   add->add_option("--username", args->username, "Upstream user (anonymous when absent)");
   add->add_flag("--password-stdin", args->password_stdin, "Read the upstream password from stdin");
+  add->add_option("--ttl", args->ttl, "How long a cached tag is served before a HEAD upstream revalidates it")
+    ->type_name("DURATION")
+    ->capture_default_str();
   add->callback([&ctx, args] {
+    auto ttl = util::parse_duration(args->ttl);
+    if (!ttl) {
+      throw CommandError(make_error(ErrorCode::invalid_argument, "invalid duration for --ttl: '" + args->ttl + "'"));
+    }
     std::string password = args->password_stdin ? read_password() : std::string();
-    auto row = unwrap(ctx.registry().add_connector(args->feed, args->url, args->username, password));
+    auto row = unwrap(ctx.registry().add_connector(args->feed, args->url, args->username, password, *ttl));
     ctx.audit("connector.add", row.feed, row.url, row.username.empty() ? "anonymous" : "as " + row.username);
     ctx.print(connector_json(row), [&] { std::cout << "feed " << row.feed << " caches " << row.url << "\n"; });
   });
@@ -56,9 +65,10 @@ add_connector_commands(CLI::App& app, AppContext& ctx)
     std::vector<std::vector<std::string>> table;
     for (const auto& c : rows) {
       doc.push_back(connector_json(c));
-      table.push_back({c.feed, std::to_string(c.position), c.url, c.username.empty() ? "(anonymous)" : c.username});
+      table.push_back({c.feed, std::to_string(c.position), c.url, c.username.empty() ? "(anonymous)" : c.username,
+                       std::to_string(c.ttl) + "s"});
     }
-    ctx.print(doc, [&] { print_table({"FEED", "ORDER", "URL", "USER"}, table); });
+    ctx.print(doc, [&] { print_table({"FEED", "ORDER", "URL", "USER", "TTL"}, table); });
   });
 
   auto* remove = connector->add_subcommand("remove", "Remove a connector (cached content stays)");

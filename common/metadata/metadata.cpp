@@ -183,6 +183,10 @@ CREATE TABLE connectors (
 CREATE INDEX connectors_feed ON connectors(feed_id, position);
 ALTER TABLE manifests ADD COLUMN origin TEXT NOT NULL DEFAULT '';
 )sql",
+  // 7: how long a connector's cached tags stay fresh before revalidation
+  R"sql(
+ALTER TABLE connectors ADD COLUMN ttl INTEGER NOT NULL DEFAULT 300;
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -244,8 +248,9 @@ read_manifest(SQLite::Statement& q, bool with_bytes)
   m.annotations_json = column_string(q, 6);
   m.size = static_cast<uint64_t>(q.getColumn(7).getInt64());
   m.pushed_at = q.getColumn(8).getInt64();
+  m.origin = column_string(q, 9);
   if (with_bytes) {
-    m.bytes = column_string(q, 9);
+    m.bytes = column_string(q, 10);
   }
   return m;
 }
@@ -254,7 +259,7 @@ std::string
 manifest_columns(bool with_bytes)
 {
   return std::string("m.id, m.repository_id, m.digest, m.media_type, m.artifact_type, "
-                     "m.subject_digest, m.annotations, m.size, m.pushed_at")
+                     "m.subject_digest, m.annotations, m.size, m.pushed_at, m.origin")
          + (with_bytes ? ", m.bytes" : "");
 }
 
@@ -930,12 +935,14 @@ Metadata::find_tagged_manifest(int64_t repository_id, const std::string& tag, bo
 {
   return m_impl->run([&](Connection& db) -> Result<std::optional<ManifestRow>> {
     SQLite::Statement& q = db.prepare("SELECT " + manifest_columns(with_bytes)
-                              + " FROM tags t JOIN manifests m ON m.id = t.manifest_id "
+                              + ", t.updated_at FROM tags t JOIN manifests m ON m.id = t.manifest_id "
                                 "WHERE t.repository_id = ? AND t.name = ?");
     q.bind(1, repository_id);
     q.bind(2, tag);
     if (q.executeStep()) {
-      return std::optional<ManifestRow>(read_manifest(q, with_bytes));
+      ManifestRow row = read_manifest(q, with_bytes);
+      row.tag_updated_at = q.getColumn(with_bytes ? 11 : 10).getInt64();
+      return std::optional<ManifestRow>(std::move(row));
     }
     return std::optional<ManifestRow>();
   });
@@ -1756,19 +1763,20 @@ Metadata::list_events(const std::string& feed, int64_t since, int64_t limit)
 // --- connectors ---
 
 namespace {
-const char* const k_connector_columns = "c.id, c.feed_id, f.name, c.position, c.url, c.username, c.password, c.created_at";
+const char* const k_connector_columns =
+  "c.id, c.feed_id, f.name, c.position, c.url, c.username, c.password, c.created_at, c.ttl";
 ConnectorRow
 read_connector(SQLite::Statement& q)
 {
   return ConnectorRow{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), column_string(q, 2),
                       q.getColumn(3).getInt64(), column_string(q, 4), column_string(q, 5),
-                      column_string(q, 6), q.getColumn(7).getInt64()};
+                      column_string(q, 6), q.getColumn(7).getInt64(), q.getColumn(8).getInt64()};
 }
 } // namespace
 
 Result<ConnectorRow>
 Metadata::add_connector(int64_t feed_id, const std::string& url, const std::string& username,
-                        const std::string& password, int64_t now)
+                        const std::string& password, int64_t ttl, int64_t now)
 {
   return m_impl->write([&](Connection& db) -> Result<ConnectorRow> {
     SQLite::Statement& exists = db.prepare("SELECT 1 FROM connectors WHERE feed_id = ? AND url = ?");
@@ -1778,13 +1786,14 @@ Metadata::add_connector(int64_t feed_id, const std::string& url, const std::stri
       return fail(ErrorCode::already_exists, "the feed already has connector " + url);
     }
     SQLite::Statement& insert = db.prepare(
-      "INSERT INTO connectors (feed_id, position, url, username, password, created_at) VALUES "
-      "(?1, (SELECT coalesce(max(position), 0) + 1 FROM connectors WHERE feed_id = ?1), ?2, ?3, ?4, ?5)");
+      "INSERT INTO connectors (feed_id, position, url, username, password, created_at, ttl) VALUES "
+      "(?1, (SELECT coalesce(max(position), 0) + 1 FROM connectors WHERE feed_id = ?1), ?2, ?3, ?4, ?5, ?6)");
     insert.bind(1, feed_id);
     insert.bind(2, url);
     insert.bind(3, username);
     insert.bind(4, password);
     insert.bind(5, now);
+    insert.bind(6, ttl);
     insert.exec();
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_connector_columns
                                       + " FROM connectors c JOIN feeds f ON f.id = c.feed_id WHERE c.id = ?");
@@ -1807,6 +1816,19 @@ Metadata::list_connectors(int64_t feed_id)
       out.push_back(read_connector(q));
     }
     return out;
+  });
+}
+
+Result<void>
+Metadata::touch_tag(int64_t repository_id, const std::string& tag, int64_t now)
+{
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare("UPDATE tags SET updated_at = ? WHERE repository_id = ? AND name = ?");
+    q.bind(1, now);
+    q.bind(2, repository_id);
+    q.bind(3, tag);
+    q.exec();
+    return ok();
   });
 }
 

@@ -72,6 +72,8 @@ struct ManifestRow {
   uint64_t size = 0;
   std::string bytes; // empty unless asked for
   int64_t pushed_at = 0;
+  std::string origin;         // the connector URL of cached content; empty when pushed
+  int64_t tag_updated_at = 0; // when found by tag: the tag's last move or revalidation
 };
 
 struct ManifestReferenceRecord {
@@ -103,6 +105,7 @@ struct ConnectorRow {
   std::string username; // empty: anonymous
   std::string password;
   int64_t created_at = 0;
+  int64_t ttl = 300; // seconds a cached tag stays fresh before a HEAD revalidates it
 };
 
 struct TagRow {
@@ -395,7 +398,9 @@ public:
   // --- connectors ---
   // already_exists when the feed has `url` already.
   Result<ConnectorRow> add_connector(int64_t feed_id, const std::string& url, const std::string& username,
-                                     const std::string& password, int64_t now);
+                                     const std::string& password, int64_t ttl, int64_t now);
+  // Marks a cached tag as revalidated at `now`.
+  Result<void> touch_tag(int64_t repository_id, const std::string& tag, int64_t now);
   // Of `feed_id` (every feed when 0), in order.
   Result<std::vector<ConnectorRow>> list_connectors(int64_t feed_id);
   Result<bool> remove_connector(int64_t feed_id, const std::string& url);

@@ -8,15 +8,20 @@
 #include "common/upstream/upstream_client.hpp"
 #include "common/util/log.hpp"
 
+#include <algorithm>
+
 namespace registry::service {
 
 Result<metadata::ConnectorRow>
 Registry::add_connector(const std::string& feed, const std::string& url, const std::string& username,
-                        const std::string& password)
+                        const std::string& password, int64_t ttl)
 {
   REGISTRY_TRY_ASSIGN(auto row, get_feed(feed));
   REGISTRY_TRY_ASSIGN(auto client, upstream::UpstreamClient::create(url, username, password));
-  return m_metadata->add_connector(row.id, client->url(), username, password, now());
+  if (ttl < 0) {
+    return fail(ErrorCode::invalid_argument, "the freshness TTL must not be negative");
+  }
+  return m_metadata->add_connector(row.id, client->url(), username, password, ttl, now());
 }
 
 Result<std::vector<metadata::ConnectorRow>>
@@ -100,6 +105,44 @@ Registry::pull_manifest(const ResolvedRepository& repo, const oci::ManifestRefer
     return fail(ErrorCode::io_error, "upstream unavailable: " + failure->message, ref.str());
   }
   return std::optional<metadata::ManifestRow>();
+}
+
+Result<metadata::ManifestRow>
+Registry::revalidate(const ResolvedRepository& repo, const oci::ManifestReference& ref, metadata::ManifestRow row,
+                     bool with_bytes)
+{
+  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
+  auto connector = std::find_if(connectors.begin(), connectors.end(),
+                                [&](const metadata::ConnectorRow& c) { return c.url == row.origin; });
+  if (connector == connectors.end() || now() - row.tag_updated_at < connector->ttl) {
+    return row; // fresh, or its connector is gone: the cached copy stands
+  }
+  auto client = upstream_client(*connector);
+  if (!client) {
+    return row;
+  }
+  std::string where = repo.full + ":" + ref.str();
+  auto current = client->head_manifest(client->upstream_name(repo.name.path), ref.str());
+  if (!current || !*current) {
+    util::log_warn("connector " + connector->url + ": " + where + ": "
+                   + (current ? std::string("gone upstream") : current.error().message)
+                   + "; serving the cached copy");
+    return row;
+  }
+  if (**current == row.digest) {
+    (void)m_metadata->touch_tag(row.repository_id, ref.tag(), now());
+    return row;
+  }
+  // Moved (or upstream did not say which digest it has): fetch it again.
+  auto fetched = pull_manifest(repo, ref, with_bytes);
+  if (!fetched || !*fetched) {
+    util::log_warn("connector " + connector->url + ": " + where + ": cannot refresh ("
+                   + (fetched ? std::string("gone upstream") : fetched.error().message)
+                   + "); serving the cached copy");
+    return row;
+  }
+  (void)m_metadata->touch_tag(row.repository_id, ref.tag(), now());
+  return std::move(**fetched);
 }
 
 Result<bool>

@@ -91,6 +91,9 @@ Registry::get_manifest(std::string_view repository, std::string_view reference, 
   if (!row) {
     // A feed with connectors fetches what it lacks from upstream.
     REGISTRY_TRY_ASSIGN(row, pull_manifest(repo, ref, with_bytes));
+  } else if (!ref.is_digest() && !row->origin.empty()) {
+    // A cached tag may have moved upstream.
+    REGISTRY_TRY_ASSIGN(row, revalidate(repo, ref, std::move(*row), with_bytes));
   }
   if (!row) {
     return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.str());

@@ -202,7 +202,8 @@ public:
   // --- connectors (pull-through caching of upstream registries) ---
   // invalid_argument for a malformed URL; already_exists when the feed has it.
   Result<metadata::ConnectorRow> add_connector(const std::string& feed, const std::string& url,
-                                               const std::string& username, const std::string& password);
+                                               const std::string& username, const std::string& password,
+                                               int64_t ttl = 300);
   // Of `feed`, or of every feed when empty.
   Result<std::vector<metadata::ConnectorRow>> list_connectors(const std::string& feed);
   // not_found when the feed has no such connector.
@@ -271,6 +272,10 @@ private:
   Result<std::optional<metadata::ManifestRow>> pull_manifest(const ResolvedRepository& repo,
                                                              const oci::ManifestReference& ref, bool with_bytes);
   Result<bool> pull_blob(const ResolvedRepository& repo, const oci::Digest& digest);
+  // A cached tag older than its connector's TTL: HEAD upstream, refetch when
+  // the digest moved. Upstream failures serve the cached copy.
+  Result<metadata::ManifestRow> revalidate(const ResolvedRepository& repo, const oci::ManifestReference& ref,
+                                           metadata::ManifestRow row, bool with_bytes);
   std::shared_ptr<upstream::UpstreamClient> upstream_client(const metadata::ConnectorRow& connector);
 
   Result<std::shared_ptr<UploadState>> upload_state(std::string_view repository,

@@ -127,6 +127,30 @@ struct UpstreamClient::Impl {
   std::mutex mutex;
   std::map<std::string, std::pair<std::string, int64_t>> tokens; // scope -> (token, valid until)
   bool basic = false; // upstream asked for Basic
+  int64_t quiet_until = 0; // Retry-After: no requests before (steady seconds)
+
+  Result<void>
+  check_backoff()
+  {
+    std::lock_guard lock(mutex);
+    if (quiet_until > steady_seconds()) {
+      return fail(ErrorCode::io_error, "upstream " + base + " asked to wait (Retry-After) for "
+                                         + std::to_string(quiet_until - steady_seconds()) + " s more");
+    }
+    return ok();
+  }
+
+  void
+  note_backoff(const httplib::Response& res)
+  {
+    if ((res.status == 429 || res.status == 503) && res.has_header("Retry-After")) {
+      auto seconds = util::parse_uint(res.get_header_value("Retry-After"));
+      if (seconds) {
+        std::lock_guard lock(mutex);
+        quiet_until = steady_seconds() + static_cast<int64_t>(std::min<uint64_t>(*seconds, 3600));
+      }
+    }
+  }
 
   httplib::Headers
   credentials(const std::string& scope)
@@ -193,8 +217,9 @@ struct UpstreamClient::Impl {
   // of a 200 goes to `sink` when given, else into the response.
   Result<httplib::Response>
   get(const std::string& path, const std::string& scope, httplib::Headers extra,
-      const std::function<bool(const char*, size_t)>* sink)
+      const std::function<bool(const char*, size_t)>* sink, bool head = false)
   {
+    REGISTRY_TRY(check_backoff());
     auto client = make_client(base);
     for (int attempt = 0; attempt < 2; ++attempt) {
       httplib::Headers headers = extra;
@@ -203,7 +228,8 @@ struct UpstreamClient::Impl {
       }
       int status = 0;
       httplib::Result res =
-        sink == nullptr
+        head ? client->Head(path.c_str(), headers)
+        : sink == nullptr
           ? client->Get(path.c_str(), headers)
           : client->Get(
               path.c_str(), headers,
@@ -215,6 +241,7 @@ struct UpstreamClient::Impl {
       if (!res) {
         return upstream_failure(base, res);
       }
+      note_backoff(*res);
       if (res->status == 401 && attempt == 0) {
         REGISTRY_TRY_ASSIGN(bool retry, answer(*res, scope));
         if (retry) {
@@ -294,6 +321,20 @@ UpstreamClient::get_manifest(const std::string& name, const std::string& referen
   manifest.digest = actual.str();
   manifest.bytes = std::move(res.body);
   return std::optional<UpstreamManifest>(std::move(manifest));
+}
+
+Result<std::optional<std::string>>
+UpstreamClient::head_manifest(const std::string& name, const std::string& reference)
+{
+  REGISTRY_TRY_ASSIGN(auto res, m_impl->get("/v2/" + name + "/manifests/" + reference,
+                                            "repository:" + name + ":pull", {{"Accept", k_accept}}, nullptr, true));
+  if (res.status == 404) {
+    return std::optional<std::string>();
+  }
+  if (res.status != 200) {
+    return upstream_status(m_impl->base, res);
+  }
+  return std::optional<std::string>(res.get_header_value("Docker-Content-Digest"));
 }
 
 Result<bool>

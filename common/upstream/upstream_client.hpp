@@ -3,7 +3,8 @@
 // A client of an upstream registry (Docker Registry HTTP API V2), for
 // connectors: manifests and blobs by repository, with anonymous, Basic or
 // Docker token (Bearer) auth. Tokens are cached per scope until shortly before
-// they expire, so pulls do not log in each time.
+// they expire, so pulls do not log in each time. After a 429 or 503 with
+// Retry-After, calls fail at once (io_error) until that time has passed.
 //
 // Thread-safety: all members may be called concurrently.
 
@@ -42,6 +43,10 @@ public:
   // refuses the credentials. digest_invalid when the bytes do not match the
   // digest asked for or announced.
   Result<std::optional<UpstreamManifest>> get_manifest(const std::string& name, const std::string& reference);
+
+  // The digest upstream has for `reference` now, by HEAD (cheap on rate
+  // limits); an empty string when upstream does not say. nullopt on 404.
+  Result<std::optional<std::string>> head_manifest(const std::string& name, const std::string& reference);
 
   // Streams the blob to `sink` (which may stop it by returning false). false
   // when upstream does not have it; errors as above.

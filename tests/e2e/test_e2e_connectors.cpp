@@ -4,11 +4,21 @@
 #include "tests/e2e/fixture.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 using namespace registry::test;
 
 namespace {
+
+// A server writes its access-log line after the response went out: give the
+// last lines a moment before reading the log.
+std::string
+settled_log(ServerProcess& server)
+{
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  return server.log();
+}
 
 size_t
 count(const std::string& text, const std::string& needle)
@@ -63,7 +73,7 @@ TEST_SUITE("e2e")
       CHECK(got->status == 200);
       CHECK(got->body == blob.data);
     }
-    std::string log = upstream.server->log();
+    std::string log = settled_log(*upstream.server);
     CHECK(count(log, "GET /v2/main/tools/app/manifests/v1 200") == 1);
     for (const auto& blob : blobs) {
       CHECK(count(log, "GET /v2/main/tools/app/blobs/" + blob.digest + " 200") == 1);
@@ -74,7 +84,7 @@ TEST_SUITE("e2e")
       CHECK(c.head("/v2/hub/main/tools/app/blobs/" + blob.digest)->status == 200);
       CHECK(c.get("/v2/hub/main/tools/app/blobs/" + blob.digest)->body == blob.data);
     }
-    CHECK(upstream.server->log() == log);
+    CHECK(settled_log(*upstream.server) == log);
     auto tags = run_cli(down.data, {"tag", "list", "hub/main/tools/app", "-o", "json"});
     CHECK(tags.out.find("\"v1\"") != std::string::npos);
 
@@ -97,7 +107,7 @@ TEST_SUITE("e2e")
       t.join();
     }
     CHECK(good == 20);
-    log = upstream.server->log();
+    log = settled_log(*upstream.server);
     CHECK(count(log, "GET /v2/main/tools/big/blobs/" + layer.digest + " 200") == 1);
     // The token is cached per repository scope, not fetched per request.
     CHECK(count(log, "GET /auth/token 200") <= 2);
@@ -136,5 +146,57 @@ TEST_SUITE("e2e")
     CHECK(run_cli(down.data, {"connector", "remove", "hub", up}).exit_code == 3);
     CHECK(c.get("/v2/hub/main/tools/app/manifests/v1")->status == 200);
     expect_error(c.get("/v2/hub/main/tools/other/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+  }
+}
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("connectors: a moved tag is picked up after the TTL; stale copies when upstream fails")
+  {
+    RegistryFixture upstream; // open: anonymous upstream
+    auto first = upstream.c().push_image("main/app", "v1", {"first version"});
+    std::string up = "http://" + upstream.server->host_port();
+    RegistryFixture down;
+    auto& c = down.c();
+    REQUIRE(run_cli(down.data, {"feed", "create", "hub"}).exit_code == 0);
+    REQUIRE(run_cli(down.data, {"connector", "add", "hub", up, "--ttl", "3s"}).exit_code == 0);
+    CHECK(run_cli(down.data, {"connector", "add", "other", up, "--ttl", "soon"}).exit_code == 2);
+
+    auto digest_of = [&](const std::string& path) {
+      auto res = c.get(path);
+      REQUIRE(res);
+      REQUIRE_MESSAGE(res->status == 200, res->body);
+      return res->get_header_value("Docker-Content-Digest");
+    };
+    CHECK(digest_of("/v2/hub/main/app/manifests/v1") == first.digest);
+    // The tag moves upstream; within the TTL (whole seconds: 3 s leaves room
+    // for a slow machine) the cached copy is served, untouched.
+    auto second = upstream.c().push_image("main/app", "v1", {"second version"});
+    REQUIRE(second.digest != first.digest);
+    CHECK(digest_of("/v2/hub/main/app/manifests/v1") == first.digest);
+    std::string log = settled_log(*upstream.server);
+    CHECK(count(log, "HEAD /v2/main/app/manifests/v1 200") == 0);
+    CHECK(count(log, "GET /v2/main/app/manifests/v1 200") == 1);
+    // After the TTL a HEAD notices the move and the new manifest is fetched.
+    std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+    CHECK(digest_of("/v2/hub/main/app/manifests/v1") == second.digest);
+    log = settled_log(*upstream.server);
+    CHECK(count(log, "HEAD /v2/main/app/manifests/v1 200") == 1);
+    CHECK(count(log, "GET /v2/main/app/manifests/v1 200") == 2);
+    CHECK(c.get("/v2/hub/main/app/blobs/" + second.layers[0].digest)->body == "second version");
+    // Unchanged upstream: the next revalidation is a HEAD alone.
+    std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+    CHECK(digest_of("/v2/hub/main/app/manifests/v1") == second.digest);
+    log = settled_log(*upstream.server);
+    CHECK(count(log, "HEAD /v2/main/app/manifests/v1 200") == 2);
+    CHECK(count(log, "GET /v2/main/app/manifests/v1 200") == 2);
+    // Upstream down after the TTL: the stale copy is served and the failure logged.
+    upstream.server->stop();
+    std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+    CHECK(digest_of("/v2/hub/main/app/manifests/v1") == second.digest);
+    CHECK(down.server->log().find("serving the cached copy") != std::string::npos);
+    // A pushed tag is local content: never revalidated, never replaced.
+    auto local = c.push_image("hub/main/app", "mine", {"pushed here"});
+    CHECK(digest_of("/v2/hub/main/app/manifests/mine") == local.digest);
   }
 }
