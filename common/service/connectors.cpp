@@ -152,17 +152,30 @@ Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
   if (connectors.empty()) {
     return false;
   }
-  std::shared_ptr<std::mutex> fetch_lock;
+  // One fetch per blob: later requests wait on the first one's mutex. The
+  // slot leaves the map with its last user, on every path out.
+  struct FetchSlot {
+    Registry& registry;
+    std::string key;
+    std::shared_ptr<std::mutex> mutex;
+    ~FetchSlot()
+    {
+      std::lock_guard lock(registry.m_fetch_mutex);
+      if (mutex.use_count() == 1) {
+        registry.m_fetching.erase(key);
+      }
+    }
+  } slot{*this, repo.full + "@" + digest.str(), nullptr};
   {
     std::lock_guard lock(m_fetch_mutex);
-    auto& slot = m_fetching[repo.full + "@" + digest.str()];
-    fetch_lock = slot.lock();
-    if (!fetch_lock) {
-      fetch_lock = std::make_shared<std::mutex>();
-      slot = fetch_lock;
+    auto& entry = m_fetching[slot.key];
+    slot.mutex = entry.lock();
+    if (!slot.mutex) {
+      slot.mutex = std::make_shared<std::mutex>();
+      entry = slot.mutex;
     }
   }
-  std::lock_guard fetching(*fetch_lock);
+  std::lock_guard fetching(*slot.mutex);
   // Another request may have fetched it while this one waited.
   REGISTRY_TRY_ASSIGN(auto current, resolve(repo.full));
   if (current.row) {
@@ -201,13 +214,6 @@ Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
     if (failure) {
       util::log_warn("connector " + connector.url + ": " + repo.full + "@" + digest.str() + ": "
                      + failure->message);
-    }
-  }
-  {
-    std::lock_guard lock(m_fetch_mutex);
-    auto it = m_fetching.find(repo.full + "@" + digest.str());
-    if (it != m_fetching.end() && it->second.use_count() <= 1) {
-      m_fetching.erase(it);
     }
   }
   if (failure) {
