@@ -25,7 +25,7 @@ __registryctl_options()
 {
     case "$1" in
         '') echo '--help -h --version --data --quiet -q --output -o --config' ;;
-        'serve') echo '--help -h --listen --base-url --tls-cert --tls-key --workers --ready-file --quiet --token-auth --service --trust-proxy-headers --metrics-anonymous --log-format --log-level --token-lifetime --cleanup-interval --gc-grace --upload-expiry' ;;
+        'serve') echo '--help -h --listen --base-url --tls-cert --tls-key --workers --ready-file --quiet --token-auth --service --trust-proxy-headers --mirror-feed --metrics-anonymous --log-format --log-level --token-lifetime --cleanup-interval --gc-grace --upload-expiry' ;;
         'feed') echo '--help -h' ;;
         'feed create') echo '--help -h --description --anonymous' ;;
         'feed list') echo '--help -h' ;;
@@ -96,6 +96,7 @@ __registryctl_option_value()
         'serve|--token-auth') echo 'flag' ;;
         'serve|--service') echo 'text' ;;
         'serve|--trust-proxy-headers') echo 'flag' ;;
+        'serve|--mirror-feed') echo 'feeds' ;;
         'serve|--metrics-anonymous') echo 'flag' ;;
         'serve|--log-format') echo 'choice text json' ;;
         'serve|--log-level') echo 'choice debug info warn error' ;;

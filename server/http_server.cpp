@@ -159,6 +159,7 @@ struct HttpServer::Impl {
       return serve_metrics(ctx);
     }
     t_request.route = route_name(ctx.route.kind);
+    apply_mirror(ctx.route);
     t_request.repository = ctx.route.name;
     if (ctx.route.kind == RouteKind::not_found) {
       ctx.drain_body();
@@ -182,6 +183,22 @@ struct HttpServer::Impl {
     handler(ctx);
     if (!ctx.body_consumed) {
       ctx.drain_body();
+    }
+  }
+
+  // Mirror mode: a name whose first component is not a feed (what the Docker
+  // daemon's registry-mirrors and containerd's ?ns= requests send, e.g.
+  // library/alpine) belongs to the mirror feed. An existing feed wins.
+  void
+  apply_mirror(Route& route)
+  {
+    if (options.mirror_feed.empty() || route.name.empty() || route.kind == RouteKind::base
+        || route.kind == RouteKind::catalog) {
+      return;
+    }
+    auto feed = registry.metadata().find_feed(route.name.substr(0, route.name.find('/')));
+    if (feed && !*feed) {
+      route.name = options.mirror_feed + "/" + route.name;
     }
   }
 

@@ -32,6 +32,7 @@ struct ServerOptions {
   std::string service = "registryctl"; // the token audience
   bool trust_proxy_headers = false;    // client address from X-Real-IP / X-Forwarded-For
   bool metrics_anonymous = false;      // GET /metrics without credentials
+  std::string mirror_feed;             // answers names without a feed prefix
 };
 
 class HttpServer

@@ -36,6 +36,7 @@ struct ServeOptions {
   std::string token_lifetime = "5m";
   bool trust_proxy_headers = false;
   bool metrics_anonymous = false;
+  std::string mirror_feed;
   std::string log_format = "text";
   std::string log_level = "info";
 };
@@ -153,6 +154,7 @@ to_server_options(const ServeOptions& o)
   s.service = o.service;
   s.trust_proxy_headers = o.trust_proxy_headers;
   s.metrics_anonymous = o.metrics_anonymous;
+  s.mirror_feed = o.mirror_feed;
   return s;
 }
 
@@ -182,6 +184,9 @@ run_serve(AppContext& ctx, const ServeOptions& options)
     throw CommandError(make_error(ErrorCode::invalid_argument, "--token-lifetime must be positive"));
   }
   unwrap(registry.tokens())->set_lifetime(token_lifetime);
+  if (!options.mirror_feed.empty()) {
+    unwrap(registry.get_feed(options.mirror_feed)); // name_unknown: say so now, not per request
+  }
   server::HttpServer http(registry, server_options);
   int port = unwrap(http.bind());
   std::string scheme = server_options.tls_cert.empty() ? "http" : "https";
@@ -252,6 +257,11 @@ add_serve_command(CLI::App& app, AppContext& ctx)
                 "Log and throttle by the client address a reverse proxy sends (X-Real-IP, "
                 "X-Forwarded-For); only when every request comes through that proxy")
     ->envname("REGISTRYCTL_TRUST_PROXY_HEADERS");
+  cmd->add_option("--mirror-feed", options->mirror_feed,
+                  "Answer repository names without a feed prefix from this feed (a Docker Hub mirror "
+                  "for registry-mirrors / containerd)")
+    ->type_name("FEED")
+    ->envname("REGISTRYCTL_MIRROR_FEED");
   cmd->add_flag("--metrics-anonymous", options->metrics_anonymous,
                 "Serve GET /metrics without credentials (otherwise admins only)")
     ->envname("REGISTRYCTL_METRICS_ANONYMOUS");

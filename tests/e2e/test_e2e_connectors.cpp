@@ -200,3 +200,31 @@ TEST_SUITE("e2e")
     CHECK(digest_of("/v2/hub/main/app/manifests/mine") == local.digest);
   }
 }
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("connectors: mirror mode answers names without a feed prefix")
+  {
+    RegistryFixture upstream;
+    REQUIRE(run_cli(upstream.data, {"feed", "create", "lib"}).exit_code == 0);
+    auto image = upstream.c().push_image("lib/tools/app", "v1", {"mirrored layer"});
+    RegistryFixture down({"--mirror-feed", "main"});
+    REQUIRE(run_cli(down.data, {"connector", "add", "main", "http://" + upstream.server->host_port()}).exit_code
+            == 0);
+    auto& c = down.c();
+    // What a Docker daemon with registry-mirrors asks for: no feed in the name.
+    auto manifest = c.get("/v2/lib/tools/app/manifests/v1?ns=docker.io");
+    REQUIRE(manifest);
+    REQUIRE_MESSAGE(manifest->status == 200, manifest->body);
+    CHECK(manifest->body == image.manifest);
+    CHECK(c.get("/v2/lib/tools/app/blobs/" + image.layers[0].digest)->body == "mirrored layer");
+    // Cached in the mirror feed, where the CLI sees it; feed names still win.
+    CHECK(run_cli(down.data, {"-q", "tag", "list", "main/lib/tools/app"}).out == "v1\n");
+    CHECK(c.get("/v2/main/lib/tools/app/manifests/v1")->status == 200);
+    auto inspected = run_command("skopeo", {"--insecure-policy", "inspect", "--raw", "--tls-verify=false",
+                                            "docker://" + down.server->host_port() + "/lib/tools/app:v1"});
+    CHECK_MESSAGE(inspected.exit_code == 0, inspected.err);
+    CHECK(inspected.out == image.manifest);
+    CHECK(run_cli(down.data, {"serve", "--listen", "127.0.0.1:0", "--mirror-feed", "nosuch"}).exit_code == 3);
+  }
+}
