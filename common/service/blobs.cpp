@@ -26,6 +26,31 @@ translate_upload_error(Error error)
   return error;
 }
 
+// Streams `body` into upload `id` of `blob_store`, hashing and counting what
+// is written. The store's errors come back as they are; the value says whether
+// `body` ran to its end.
+Result<bool>
+write_upload(storage::BlobStore& blob_store, const std::string& id, const ByteSource& body,
+             util::Hasher& hasher, uint64_t& written)
+{
+  REGISTRY_TRY_ASSIGN(auto writer, blob_store.append_upload(id));
+  Result<void> write_result;
+  bool complete = body([&](const char* data, size_t n) {
+    auto w = writer->write(data, n);
+    if (!w) {
+      write_result = std::move(w);
+      return false;
+    }
+    hasher.update(data, n);
+    written += n;
+    return true;
+  });
+  auto closed = writer->close();
+  REGISTRY_TRY(write_result);
+  REGISTRY_TRY(closed);
+  return complete;
+}
+
 } // namespace
 
 // Per-upload state kept in memory while the server runs: the running hash, so
@@ -180,31 +205,12 @@ Registry::append_locked(UploadState& state, const metadata::UploadRow& row, cons
   if (!body) {
     return ok();
   }
-  auto writer = blob_store->append_upload(row.id);
-  if (!writer) {
-    return fail(translate_upload_error(writer.take_error()));
-  }
-  Result<void> write_result;
-  bool complete = body([&](const char* data, size_t n) {
-    auto w = (*writer)->write(data, n);
-    if (!w) {
-      write_result = std::move(w);
-      return false;
-    }
-    state.hasher.update(data, n);
-    state.offset += n;
-    return true;
-  });
-  auto closed = (*writer)->close();
-  if (!write_result) {
-    state.loaded = false;
-    return write_result;
-  }
-  if (!closed) {
-    state.loaded = false;
-    return closed;
-  }
+  auto complete = write_upload(*blob_store, row.id, body, state.hasher, state.offset);
   if (!complete) {
+    state.loaded = false; // the hash may be ahead of the bytes: rebuild it next time
+    return fail(translate_upload_error(complete.take_error()));
+  }
+  if (!*complete) {
     // The bytes that did arrive are kept and counted, as a resumable upload should.
     return fail(ErrorCode::blob_upload_invalid, "the request body ended early");
   }
@@ -408,28 +414,12 @@ Registry::stage_blob(const std::string& feed, const oci::Digest& digest, const B
     std::string id = util::random_uuid();
     REGISTRY_TRY(blob_store->create_upload(id));
     auto drop = [&] { (void)blob_store->remove_upload(id); };
-    auto writer = blob_store->append_upload(id);
-    if (!writer) {
-      drop();
-      return fail(writer.take_error());
-    }
-    Result<void> write_result;
-    bool complete = body([&](const char* data, size_t n) {
-      auto w = (*writer)->write(data, n);
-      if (!w) {
-        write_result = std::move(w);
-        return false;
-      }
-      hasher.update(data, n);
-      staged.size += n;
-      return true;
-    });
-    auto closed = (*writer)->close();
-    if (!write_result || !closed) {
-      drop();
-      return fail(!write_result ? write_result.take_error() : closed.take_error());
-    }
+    auto complete = write_upload(*blob_store, id, body, hasher, staged.size);
     if (!complete) {
+      drop();
+      return fail(complete.take_error());
+    }
+    if (!*complete) {
       drop();
       return failed_body();
     }

@@ -6,16 +6,8 @@
 
 #include "common/util/file.hpp"
 
-#include <chrono>
-#include <csignal>
-#include <fcntl.h>
 #include <cstdlib>
 #include <optional>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <thread>
-
-extern char** environ;
 
 using namespace registry::test;
 namespace fs = std::filesystem;
@@ -66,66 +58,6 @@ private:
   std::vector<std::pair<std::string, std::optional<std::string>>> m_saved;
 };
 
-// `registryctl serve` with nothing but `args` on its command line; waits for
-// `ready_file` (which its configuration must name) and stops it with SIGTERM.
-class BareServer
-{
-public:
-  BareServer(const std::vector<std::string>& args, const fs::path& ready_file, const fs::path& log)
-  {
-    std::string bin = registryctl_bin();
-    std::vector<char*> argv = {bin.data()};
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) {
-      argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int rc = posix_spawn(&m_pid, bin.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    REQUIRE(rc == 0);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto text = util::read_file(ready_file);
-      if (text && !text->empty()) {
-        m_port = std::atoi(text->substr(text->rfind(':') + 1).c_str());
-        break;
-      }
-      int status = 0;
-      if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
-        m_pid = -1;
-        FAIL("registryctl serve exited early: " << slurp(log));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    REQUIRE_MESSAGE(m_port > 0, "serve did not write its ready file: " << slurp(log));
-  }
-  ~BareServer()
-  {
-    if (m_pid > 0) {
-      ::kill(m_pid, SIGTERM);
-      int status = 0;
-      ::waitpid(m_pid, &status, 0);
-    }
-  }
-  BareServer(const BareServer&) = delete;
-  BareServer& operator=(const BareServer&) = delete;
-
-  int
-  port() const
-  {
-    return m_port;
-  }
-
-private:
-  pid_t m_pid = -1;
-  int m_port = 0;
-};
-
 } // namespace
 
 TEST_SUITE("e2e")
@@ -142,7 +74,7 @@ TEST_SUITE("e2e")
                          "cleanup-interval = \"0\"\n");
     // Found through REGISTRYCTL_CONFIG: the command line is just `serve`.
     ScopedEnv env({{"REGISTRYCTL_CONFIG", config.string()}});
-    BareServer server({"serve"}, dir / "ready", dir / "server.log");
+    ServerProcess server({"serve"}, dir / "ready", dir / "server.log");
     OciClient client(server.port());
     auto health = client.get("/healthz");
     REQUIRE(health);
@@ -163,7 +95,7 @@ TEST_SUITE("e2e")
                    {"REGISTRYCTL_LISTEN", "127.0.0.1:0"},
                    {"REGISTRYCTL_READY_FILE", (dir / "ready").string()},
                    {"REGISTRYCTL_CLEANUP_INTERVAL", "0"}});
-    BareServer server({"serve"}, dir / "ready", dir / "server.log");
+    ServerProcess server({"serve"}, dir / "ready", dir / "server.log");
     OciClient client(server.port());
     auto v2 = client.get("/v2/");
     REQUIRE(v2);

@@ -220,6 +220,20 @@ ServerProcess::ServerProcess(const fs::path& data_dir, const std::vector<std::st
   std::vector<std::string> args = {"--data", data_dir.string(), "serve", "--listen",
                                    "127.0.0.1:0", "--ready-file", ready.string()};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  start(args, ready);
+}
+
+ServerProcess::ServerProcess(const std::vector<std::string>& args, const fs::path& ready_file,
+                             const fs::path& log)
+  : m_log(log),
+    m_owns_log(false)
+{
+  start(args, ready_file);
+}
+
+void
+ServerProcess::start(const std::vector<std::string>& args, const fs::path& ready)
+{
   m_pid = spawn(registryctl_bin(), args, "/dev/null", m_log);
   REQUIRE(m_pid > 0);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -266,8 +280,10 @@ ServerProcess::crash()
 ServerProcess::~ServerProcess()
 {
   stop();
-  std::error_code ec;
-  fs::remove(m_log, ec);
+  if (m_owns_log) {
+    std::error_code ec;
+    fs::remove(m_log, ec);
+  }
 }
 
 std::string

@@ -64,6 +64,10 @@ class ServerProcess
 public:
   explicit ServerProcess(const std::filesystem::path& data_dir,
                          const std::vector<std::string>& extra_args = {});
+  // `registryctl` with exactly `args` (e.g. {"serve"} configured by a file or
+  // the environment, which must name `ready_file`); its log goes to `log`.
+  ServerProcess(const std::vector<std::string>& args, const std::filesystem::path& ready_file,
+                const std::filesystem::path& log);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -86,9 +90,12 @@ public:
   std::string log() const;
 
 private:
+  void start(const std::vector<std::string>& args, const std::filesystem::path& ready_file);
+
   pid_t m_pid = -1;
   int m_port = 0;
   std::filesystem::path m_log;
+  bool m_owns_log = true;
 };
 
 } // namespace registry::test
