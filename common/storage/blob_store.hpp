@@ -22,8 +22,10 @@
 #include "common/oci/digest.hpp"
 #include "common/result.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -72,6 +74,22 @@ public:
 
   // "filesystem", "s3", "azure", ...
   virtual std::string kind() const = 0;
+
+  // One round trip proving the store is usable (write, read back, delete a small
+  // object). The error message names the step that failed: DNS, connect, TLS,
+  // authentication, missing bucket or container, permission.
+  virtual Result<void> check() = 0;
+
+  // A URL a client may GET the committed blob from directly for `ttl` (an S3
+  // presigned URL, an Azure SAS URL), or nullopt when the registry must serve the
+  // bytes itself (the filesystem, or an object store configured to proxy).
+  virtual Result<std::optional<std::string>>
+  redirect_url(const std::string& key, std::chrono::seconds ttl)
+  {
+    (void)key;
+    (void)ttl;
+    return std::optional<std::string>();
+  }
 
   // --- uploads ---
   // Creates an empty upload. already_exists if `id` is taken.

@@ -191,6 +191,37 @@ FsBlobStore::open(const fs::path& root)
   return std::unique_ptr<FsBlobStore>(new FsBlobStore(root));
 }
 
+Result<void>
+FsBlobStore::check()
+{
+  // The same calls a push makes: create, append, fsync, read back, remove.
+  const std::string id = util::random_uuid();
+  const std::string probe = "registryctl store check";
+  auto round_trip = [&]() -> Result<void> {
+    REGISTRY_TRY(create_upload(id));
+    REGISTRY_TRY_ASSIGN(auto writer, append_upload(id));
+    REGISTRY_TRY(writer->write(probe.data(), probe.size()));
+    REGISTRY_TRY(writer->close());
+    REGISTRY_TRY(sync_upload(id));
+    std::string back;
+    REGISTRY_TRY(read_upload(id, [&](const char* data, size_t n) {
+      back.append(data, n);
+      return true;
+    }));
+    if (back != probe) {
+      return fail(ErrorCode::io_error, "read back different bytes than were written");
+    }
+    return ok();
+  };
+  auto result = round_trip();
+  auto removed = remove_upload(id);
+  if (!result) {
+    return fail(ErrorCode::io_error, "store directory " + m_root.string() + ": "
+                                       + result.error().message);
+  }
+  return removed;
+}
+
 std::string
 FsBlobStore::key_for(const oci::Digest& digest)
 {

@@ -28,6 +28,7 @@ public:
   {
     return "filesystem";
   }
+  Result<void> check() override;
 
   Result<void> create_upload(const std::string& id) override;
   Result<uint64_t> upload_size(const std::string& id) override;
