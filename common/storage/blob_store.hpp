@@ -101,6 +101,31 @@ public:
   // Streams the upload's bytes from the start (used to rebuild a hash state after
   // a restart). not_found if absent.
   virtual Result<void> read_upload(const std::string& id, const ByteSink& sink) = 0;
+  // Whether read_upload() can stream an unfinished upload back. Object stores
+  // cannot (multipart parts and uncommitted blocks are write-only); for them the
+  // service keeps its hash state with the upload through save_upload_state()
+  // after every append, and resumes from it after a restart.
+  virtual bool
+  can_read_uploads() const
+  {
+    return true;
+  }
+  // Keeps `state` (small, opaque) with the upload, replacing the previous one;
+  // removed with the upload. unsupported on stores that can read uploads back.
+  virtual Result<void>
+  save_upload_state(const std::string& id, std::string_view state)
+  {
+    (void)id;
+    (void)state;
+    return fail(ErrorCode::unsupported, "this store reads uploads back instead");
+  }
+  // The last state saved for the upload, nullopt if none.
+  virtual Result<std::optional<std::string>>
+  load_upload_state(const std::string& id)
+  {
+    (void)id;
+    return std::optional<std::string>();
+  }
   // Makes the upload's bytes durable where they are (fsync), so that the later
   // commit_upload() is quick: it runs while the metadata write lock is held.
   // not_found if absent.
