@@ -1,5 +1,7 @@
 #include "cli/config_file.hpp"
 
+#include "common/storage/store_factory.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -58,6 +60,42 @@ check_known(const CLI::App& root, const std::vector<CLI::ConfigItem>& items)
   }
 }
 
+// Moves the [stores.<name>] tables (store secrets) out of `items` into the
+// store factory. Only secret names are allowed there: the other settings live
+// in the database.
+void
+take_store_secrets(std::vector<CLI::ConfigItem>& items)
+{
+  std::map<std::string, registry::storage::StoreSettings> by_store;
+  std::erase_if(items, [&](const CLI::ConfigItem& item) {
+    if (item.parents.empty() || item.parents[0] != "stores") {
+      return false;
+    }
+    if (item.name == "++" || item.name == "--") {
+      return true; // section markers
+    }
+    if (item.parents.size() != 2) {
+      throw CLI::ConfigError("config file: store secrets go in [stores.NAME] tables");
+    }
+    bool known = false;
+    for (const auto& type : registry::storage::store_types()) {
+      known = known || registry::storage::is_secret(type, item.name);
+    }
+    if (!known) {
+      throw CLI::ConfigError("config file: unknown key 'stores." + item.parents[1] + "." + item.name
+                             + "' (store tables hold secrets: access_key_id, secret_access_key, "
+                               "session_token, account_key, sas_token)");
+    }
+    std::string value;
+    for (const auto& part : item.inputs) {
+      value += part;
+    }
+    by_store[item.parents[1]][item.name] = value;
+    return true;
+  });
+  registry::storage::set_configured_secrets(std::move(by_store));
+}
+
 // TOML, except that items whose option is set in the environment are dropped.
 class EnvironmentFirstConfig : public CLI::ConfigTOML
 {
@@ -68,6 +106,7 @@ public:
   from_config(std::istream& input) const override
   {
     auto parsed = CLI::ConfigTOML::from_config(input);
+    take_store_secrets(parsed);
     check_known(m_root, parsed);
     std::erase_if(parsed, [this](const CLI::ConfigItem& item) {
       const CLI::Option* option = option_of(m_root, item);

@@ -48,6 +48,7 @@ run_cli(int argc, char** argv)
   add_key_commands(app, ctx);
   add_events_command(app, ctx);
   add_connector_commands(app, ctx);
+  add_store_commands(app, ctx);
   add_transfer_commands(app, ctx);
   add_status_command(app, ctx);
   add_completion_commands(app, ctx);

@@ -6,7 +6,7 @@
 __registryctl_subcommands()
 {
     case "$1" in
-        '') echo 'serve feed repo tag digest image upload gc fsck user privilege key events connector export import status completion' ;;
+        '') echo 'serve feed repo tag digest image upload gc fsck user privilege key events connector store export import status completion' ;;
         'feed') echo 'create list show update delete' ;;
         'repo') echo 'list' ;;
         'tag') echo 'list' ;;
@@ -17,6 +17,7 @@ __registryctl_subcommands()
         'privilege') echo 'grant revoke list' ;;
         'key') echo 'create list revoke' ;;
         'connector') echo 'add list remove' ;;
+        'store') echo 'add list show check delete' ;;
     esac
 }
 
@@ -27,7 +28,7 @@ __registryctl_options()
         '') echo '--help -h --version --data --quiet -q --output -o --config' ;;
         'serve') echo '--help -h --listen --base-url --tls-cert --tls-key --workers --ready-file --quiet --token-auth --service --trust-proxy-headers --mirror-feed --metrics-anonymous --log-format --log-level --token-lifetime --cleanup-interval --gc-grace --upload-expiry' ;;
         'feed') echo '--help -h' ;;
-        'feed create') echo '--help -h --description --anonymous' ;;
+        'feed create') echo '--help -h --description --anonymous --store' ;;
         'feed list') echo '--help -h' ;;
         'feed show') echo '--help -h' ;;
         'feed update') echo '--help -h --description --anonymous' ;;
@@ -67,6 +68,12 @@ __registryctl_options()
         'connector add') echo '--help -h --username --password-stdin --ttl' ;;
         'connector list') echo '--help -h' ;;
         'connector remove') echo '--help -h' ;;
+        'store') echo '--help -h' ;;
+        'store add') echo '--help -h --type --path --endpoint --region --bucket --addressing --account --container --prefix --ca-file --proxy --no-check' ;;
+        'store list') echo '--help -h' ;;
+        'store show') echo '--help -h' ;;
+        'store check') echo '--help -h' ;;
+        'store delete') echo '--help -h' ;;
         'export') echo '--help -h --file -o --level --threads' ;;
         'import') echo '--help -h --feed --repository' ;;
         'status') echo '--help -h --server' ;;
@@ -108,6 +115,7 @@ __registryctl_option_value()
         'feed create|--help'|'feed create|-h') echo 'flag' ;;
         'feed create|--description') echo 'text' ;;
         'feed create|--anonymous') echo 'choice none pull' ;;
+        'feed create|--store') echo 'text' ;;
         'feed list|--help'|'feed list|-h') echo 'flag' ;;
         'feed show|--help'|'feed show|-h') echo 'flag' ;;
         'feed update|--help'|'feed update|-h') echo 'flag' ;;
@@ -172,6 +180,24 @@ __registryctl_option_value()
         'connector add|--ttl') echo 'text' ;;
         'connector list|--help'|'connector list|-h') echo 'flag' ;;
         'connector remove|--help'|'connector remove|-h') echo 'flag' ;;
+        'store|--help'|'store|-h') echo 'flag' ;;
+        'store add|--help'|'store add|-h') echo 'flag' ;;
+        'store add|--type') echo 'choice filesystem s3 azure' ;;
+        'store add|--path') echo 'text' ;;
+        'store add|--endpoint') echo 'text' ;;
+        'store add|--region') echo 'text' ;;
+        'store add|--bucket') echo 'text' ;;
+        'store add|--addressing') echo 'text' ;;
+        'store add|--account') echo 'text' ;;
+        'store add|--container') echo 'text' ;;
+        'store add|--prefix') echo 'text' ;;
+        'store add|--ca-file') echo 'text' ;;
+        'store add|--proxy') echo 'flag' ;;
+        'store add|--no-check') echo 'flag' ;;
+        'store list|--help'|'store list|-h') echo 'flag' ;;
+        'store show|--help'|'store show|-h') echo 'flag' ;;
+        'store check|--help'|'store check|-h') echo 'flag' ;;
+        'store delete|--help'|'store delete|-h') echo 'flag' ;;
         'export|--help'|'export|-h') echo 'flag' ;;
         'export|--file'|'export|-o') echo 'text' ;;
         'export|--level') echo 'text' ;;
@@ -218,6 +244,10 @@ __registryctl_positional()
         'connector list|1') echo 'text' ;;
         'connector remove|1') echo 'text' ;;
         'connector remove|2') echo 'text' ;;
+        'store add|1') echo 'text' ;;
+        'store show|1') echo 'text' ;;
+        'store check|1') echo 'text' ;;
+        'store delete|1') echo 'text' ;;
         'export|1') echo 'text' ;;
         'import|1') echo 'text' ;;
         'completion|1') echo 'choice bash zsh fish' ;;

@@ -6,7 +6,7 @@
 function __registryctl_subcommands
     switch "$argv[1]"
         case ''
-            printf '%s\n' serve feed repo tag digest image upload gc fsck user privilege key events connector export import status completion
+            printf '%s\n' serve feed repo tag digest image upload gc fsck user privilege key events connector store export import status completion
         case 'feed'
             printf '%s\n' create list show update delete
         case 'repo'
@@ -27,6 +27,8 @@ function __registryctl_subcommands
             printf '%s\n' create list revoke
         case 'connector'
             printf '%s\n' add list remove
+        case 'store'
+            printf '%s\n' add list show check delete
     end
 end
 
@@ -91,6 +93,8 @@ function __registryctl_option_value
             echo 'text'
         case 'feed create|--anonymous'
             echo 'choice none pull'
+        case 'feed create|--store'
+            echo 'text'
         case 'feed list|--help' 'feed list|-h'
             echo 'flag'
         case 'feed show|--help' 'feed show|-h'
@@ -219,6 +223,42 @@ function __registryctl_option_value
             echo 'flag'
         case 'connector remove|--help' 'connector remove|-h'
             echo 'flag'
+        case 'store|--help' 'store|-h'
+            echo 'flag'
+        case 'store add|--help' 'store add|-h'
+            echo 'flag'
+        case 'store add|--type'
+            echo 'choice filesystem s3 azure'
+        case 'store add|--path'
+            echo 'text'
+        case 'store add|--endpoint'
+            echo 'text'
+        case 'store add|--region'
+            echo 'text'
+        case 'store add|--bucket'
+            echo 'text'
+        case 'store add|--addressing'
+            echo 'text'
+        case 'store add|--account'
+            echo 'text'
+        case 'store add|--container'
+            echo 'text'
+        case 'store add|--prefix'
+            echo 'text'
+        case 'store add|--ca-file'
+            echo 'text'
+        case 'store add|--proxy'
+            echo 'flag'
+        case 'store add|--no-check'
+            echo 'flag'
+        case 'store list|--help' 'store list|-h'
+            echo 'flag'
+        case 'store show|--help' 'store show|-h'
+            echo 'flag'
+        case 'store check|--help' 'store check|-h'
+            echo 'flag'
+        case 'store delete|--help' 'store delete|-h'
+            echo 'flag'
         case 'export|--help' 'export|-h'
             echo 'flag'
         case 'export|--file' 'export|-o'
@@ -318,6 +358,7 @@ complete -c registryctl -n '__registryctl_at \'\' 0' -a privilege -d 'Grant user
 complete -c registryctl -n '__registryctl_at \'\' 0' -a key -d 'API keys: username \'api\' (or the owner\'s name), the key as password'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a events -d 'Show the audit trail: pushes, deletes, logins and admin changes'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a connector -d 'Upstream registries a feed caches: misses are fetched from them (pull-through)'
+complete -c registryctl -n '__registryctl_at \'\' 0' -a store -d 'Where feeds keep blob bytes: the data directory, other directories, S3 or Azure Blob'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a export -d 'Write a feed, repository or image as an OCI image layout in a tar.zst archive'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a import -d 'Import an OCI image layout archive (.tar.zst or .tar) into a feed'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a status -d 'Summarise a data directory (read-only) and probe a server'
@@ -362,6 +403,7 @@ complete -c registryctl -n '__registryctl_in \'feed\'' -l help -s h -d 'Print th
 complete -c registryctl -n '__registryctl_in \'feed create\'' -l help -s h -d 'Print this help message and exit'
 complete -c registryctl -n '__registryctl_in \'feed create\'' -l description -x -d 'Free text'
 complete -c registryctl -n '__registryctl_in \'feed create\'' -l anonymous -x -a 'none pull' -d 'Anonymous access: none or pull'
+complete -c registryctl -n '__registryctl_in \'feed create\'' -l store -x -d 'Where the feed\'s blobs live (see \'registryctl store\')'
 
 # registryctl feed list
 complete -c registryctl -n '__registryctl_in \'feed list\'' -l help -s h -d 'Print this help message and exit'
@@ -545,6 +587,41 @@ complete -c registryctl -n '__registryctl_in \'connector list\'' -l help -s h -d
 
 # registryctl connector remove
 complete -c registryctl -n '__registryctl_in \'connector remove\'' -l help -s h -d 'Print this help message and exit'
+
+# registryctl store
+complete -c registryctl -n '__registryctl_at \'store\' 0' -a add -d 'Add a named store; secrets come from the environment or the config file, never flags'
+complete -c registryctl -n '__registryctl_at \'store\' 0' -a list -d 'List stores'
+complete -c registryctl -n '__registryctl_at \'store\' 0' -a show -d 'Show a store\'s settings and where its secrets come from'
+complete -c registryctl -n '__registryctl_at \'store\' 0' -a check -d 'Write, read back and delete a small object in the store'
+complete -c registryctl -n '__registryctl_at \'store\' 0' -a delete -d 'Delete a store no feed uses and gc has emptied'
+complete -c registryctl -n '__registryctl_in \'store\'' -l help -s h -d 'Print this help message and exit'
+
+# registryctl store add
+complete -c registryctl -n '__registryctl_in \'store add\'' -l help -s h -d 'Print this help message and exit'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l type -x -a 'filesystem s3 azure' -d 'filesystem, s3 or azure'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l path -x -d 'filesystem: directory holding the blobs (default: DATA/stores/NAME)'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l endpoint -x -d 's3: service URL, e.g. https://s3.eu-west-1.amazonaws.com; azure: https://ACCOUNT.blob.core.windows.net'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l region -x -d 's3: signing region (default us-east-1)'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l bucket -x -d 's3: bucket name'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l addressing -x -d 's3: path or virtual (bucket in the host name)'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l account -x -d 'azure: storage account name'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l container -x -d 'azure: container name'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l prefix -x -d 's3, azure: key prefix inside the bucket or container'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l ca-file -x -d 's3, azure: PEM file of CAs to trust instead of the system ones'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l proxy -d 's3, azure: stream pulls through the server instead of redirecting clients to a short-lived URL on the store'
+complete -c registryctl -n '__registryctl_in \'store add\'' -l no-check -d 'Add the store without a round trip to it first'
+
+# registryctl store list
+complete -c registryctl -n '__registryctl_in \'store list\'' -l help -s h -d 'Print this help message and exit'
+
+# registryctl store show
+complete -c registryctl -n '__registryctl_in \'store show\'' -l help -s h -d 'Print this help message and exit'
+
+# registryctl store check
+complete -c registryctl -n '__registryctl_in \'store check\'' -l help -s h -d 'Print this help message and exit'
+
+# registryctl store delete
+complete -c registryctl -n '__registryctl_in \'store delete\'' -l help -s h -d 'Print this help message and exit'
 
 # registryctl export
 complete -c registryctl -n '__registryctl_in \'export\'' -l help -s h -d 'Print this help message and exit'

@@ -19,6 +19,7 @@ void add_privilege_commands(CLI::App& app, AppContext& ctx);
 void add_key_commands(CLI::App& app, AppContext& ctx);
 void add_events_command(CLI::App& app, AppContext& ctx);
 void add_connector_commands(CLI::App& app, AppContext& ctx);
+void add_store_commands(CLI::App& app, AppContext& ctx);
 void add_transfer_commands(CLI::App& app, AppContext& ctx);
 void add_status_command(CLI::App& app, AppContext& ctx);
 void add_completion_commands(CLI::App& app, AppContext& ctx);

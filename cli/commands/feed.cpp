@@ -9,30 +9,52 @@ namespace registry::cli {
 
 namespace {
 
-nlohmann::json
-feed_json(const metadata::FeedRow& feed)
+// Store names by id, for display.
+std::map<int64_t, std::string>
+store_names(AppContext& ctx)
 {
+  std::map<int64_t, std::string> names;
+  for (const auto& row : unwrap(ctx.registry().list_stores())) {
+    names[row.id] = row.name;
+  }
+  return names;
+}
+
+nlohmann::json
+feed_json(const metadata::FeedRow& feed, const std::map<int64_t, std::string>& stores)
+{
+  auto store = stores.find(feed.store_id);
   return {{"name", feed.name},
           {"description", feed.description},
           {"anonymous", feed.anonymous_access},
-          {"store", "default"},
+          {"store", store == stores.end() ? std::to_string(feed.store_id) : store->second},
           {"created_at", util::format_time(feed.created_at)}};
 }
+
+std::vector<std::string>
+feed_cells(const metadata::FeedRow& feed, const std::map<int64_t, std::string>& stores)
+{
+  auto store = stores.find(feed.store_id);
+  return {feed.name, feed.anonymous_access,
+          store == stores.end() ? std::to_string(feed.store_id) : store->second,
+          util::format_time(feed.created_at), feed.description};
+}
+
+const std::vector<std::string> k_feed_headers = {"FEED", "ANONYMOUS", "STORE", "CREATED",
+                                                 "DESCRIPTION"};
 
 void
 print_feed(AppContext& ctx, const metadata::FeedRow& feed)
 {
-  ctx.print(feed_json(feed), [&] {
-    print_table({"FEED", "ANONYMOUS", "CREATED", "DESCRIPTION"},
-                {{feed.name, feed.anonymous_access, util::format_time(feed.created_at),
-                  feed.description}});
-  });
+  auto stores = store_names(ctx);
+  ctx.print(feed_json(feed, stores), [&] { print_table(k_feed_headers, {feed_cells(feed, stores)}); });
 }
 
 struct FeedOptions {
   std::string name;
   std::string description;
   std::string anonymous = "pull";
+  std::string store = "default";
   bool description_set = false;
   bool anonymous_set = false;
 };
@@ -52,9 +74,12 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   create->add_option("--anonymous", options->anonymous, "Anonymous access: none or pull")
     ->check(CLI::IsMember({"none", "pull"}))
     ->capture_default_str();
+  create->add_option("--store", options->store, "Where the feed's blobs live (see 'registryctl store')")
+    ->type_name("STORE")
+    ->capture_default_str();
   create->callback([&ctx, options] {
     auto row = unwrap(ctx.registry().create_feed(options->name, options->description,
-                                                 options->anonymous));
+                                                 options->anonymous, options->store));
     ctx.audit("feed.create", row.name, row.name, "anonymous " + row.anonymous_access);
     print_feed(ctx, row);
   });
@@ -62,13 +87,14 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   auto* list = feed->add_subcommand("list", "List feeds");
   list->callback([&ctx] {
     auto feeds = unwrap(ctx.registry().list_feeds());
+    auto stores = store_names(ctx);
     nlohmann::json doc = nlohmann::json::array();
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : feeds) {
-      doc.push_back(feed_json(f));
-      rows.push_back({f.name, f.anonymous_access, util::format_time(f.created_at), f.description});
+      doc.push_back(feed_json(f, stores));
+      rows.push_back(feed_cells(f, stores));
     }
-    ctx.print(doc, [&] { print_table({"FEED", "ANONYMOUS", "CREATED", "DESCRIPTION"}, rows); });
+    ctx.print(doc, [&] { print_table(k_feed_headers, rows); });
   });
 
   auto* show = feed->add_subcommand("show", "Show one feed");

@@ -532,6 +532,70 @@ Metadata::list_stores()
   });
 }
 
+Result<StoreRow>
+Metadata::add_store(const std::string& name, const std::string& type, const std::string& config_json)
+{
+  return m_impl->write([&](Connection& db) -> Result<StoreRow> {
+    SQLite::Statement& exists = db.prepare("SELECT 1 FROM stores WHERE name = ?");
+    exists.bind(1, name);
+    if (exists.executeStep()) {
+      return fail(ErrorCode::already_exists, "store '" + name + "' already exists", name);
+    }
+    SQLite::Statement& insert = db.prepare("INSERT INTO stores (name, type, config) VALUES (?, ?, ?)");
+    insert.bind(1, name);
+    insert.bind(2, type);
+    insert.bind(3, config_json);
+    insert.exec();
+    return StoreRow{db.getLastInsertRowid(), name, type, config_json};
+  });
+}
+
+Result<std::optional<StoreRow>>
+Metadata::find_store(const std::string& name)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::optional<StoreRow>> {
+    SQLite::Statement& q = db.prepare("SELECT id, name, type, config FROM stores WHERE name = ?");
+    q.bind(1, name);
+    if (!q.executeStep()) {
+      return std::optional<StoreRow>();
+    }
+    return std::optional<StoreRow>(StoreRow{q.getColumn(0).getInt64(), column_string(q, 1),
+                                            column_string(q, 2), column_string(q, 3)});
+  });
+}
+
+Result<void>
+Metadata::delete_store(const std::string& name)
+{
+  return m_impl->write([&](Connection& db) -> Result<void> {
+    SQLite::Statement& q = db.prepare(
+      "SELECT s.id, (SELECT group_concat(f.name, ', ') FROM feeds f WHERE f.store_id = s.id), "
+      "(SELECT count(*) FROM blobs b WHERE b.store_id = s.id) FROM stores s WHERE s.name = ?");
+    q.bind(1, name);
+    if (!q.executeStep()) {
+      return fail(ErrorCode::name_unknown, "store '" + name + "' does not exist", name);
+    }
+    int64_t id = q.getColumn(0).getInt64();
+    std::string feeds = column_string(q, 1);
+    int64_t blobs = q.getColumn(2).getInt64();
+    if (id == 1) {
+      return fail(ErrorCode::conflict, "the default store cannot be deleted", name);
+    }
+    if (!feeds.empty()) {
+      return fail(ErrorCode::conflict, "store '" + name + "' holds feeds: " + feeds
+                                         + "; delete them first", name);
+    }
+    if (blobs > 0) {
+      return fail(ErrorCode::conflict, "store '" + name + "' still has " + std::to_string(blobs)
+                                         + " blobs; run 'registryctl gc' first", name);
+    }
+    SQLite::Statement& del = db.prepare("DELETE FROM stores WHERE id = ?");
+    del.bind(1, id);
+    del.exec();
+    return ok();
+  });
+}
+
 // --- feeds ---
 
 Result<FeedRow>

@@ -217,6 +217,14 @@ public:
 
   // --- stores ---
   Result<std::vector<StoreRow>> list_stores();
+  // already_exists if the name is taken.
+  Result<StoreRow> add_store(const std::string& name, const std::string& type,
+                             const std::string& config_json);
+  // nullopt when absent.
+  Result<std::optional<StoreRow>> find_store(const std::string& name);
+  // name_unknown when absent; conflict for the default store, a store that
+  // feeds use, or one that still has blob rows (gc removes those first).
+  Result<void> delete_store(const std::string& name);
 
   // --- feeds ---
   // already_exists if the name is taken.

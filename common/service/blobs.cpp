@@ -147,11 +147,20 @@ Registry::stat_blob(std::string_view repository, std::string_view digest)
 }
 
 Result<OpenBlob>
-Registry::open_blob(std::string_view repository, std::string_view digest)
+Registry::open_blob(std::string_view repository, std::string_view digest, bool may_redirect)
 {
   REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
   REGISTRY_TRY_ASSIGN(auto blob, linked_blob(repository, parsed));
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob.store_id));
+  if (may_redirect) {
+    auto url = blob_store->redirect_url(blob.object_key, k_blob_redirect_lifetime);
+    if (!url) {
+      util::log_warn("blob " + parsed.str() + ": no redirect URL, serving it directly: "
+                     + url.error().message);
+    } else if (*url) {
+      return OpenBlob{BlobInfo{parsed, blob.size}, nullptr, std::move(**url)};
+    }
+  }
   auto reader = blob_store->open_blob(blob.object_key);
   if (!reader) {
     // A row without bytes breaks the crash-safety invariant: report, never hide.
@@ -159,7 +168,7 @@ Registry::open_blob(std::string_view repository, std::string_view digest)
                     + reader.error().message);
     return fail(ErrorCode::io_error, "blob data unavailable", parsed.str());
   }
-  return OpenBlob{BlobInfo{parsed, blob.size}, std::move(reader).value()};
+  return OpenBlob{BlobInfo{parsed, blob.size}, std::move(reader).value(), {}};
 }
 
 Result<void>

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "common/storage/fs_blob_store.hpp"
+#include "common/storage/store_factory.hpp"
 #include "common/util/hasher.hpp"
 #include "common/util/log.hpp"
 
@@ -27,27 +27,54 @@ Registry::open(const fs::path& data_dir, std::shared_ptr<const util::Clock> cloc
   registry->m_clock = clock ? std::move(clock) : std::make_shared<util::SystemClock>();
   REGISTRY_TRY_ASSIGN(registry->m_metadata, metadata::Metadata::open(data_dir / "registry.db"));
   registry->m_accounts = std::make_unique<Accounts>(*registry->m_metadata, registry->m_clock);
-  REGISTRY_TRY_ASSIGN(auto stores, registry->m_metadata->list_stores());
-  for (const auto& row : stores) {
-    if (row.type != "filesystem") {
-      return fail(ErrorCode::invalid_argument, "store '" + row.name + "' has unsupported type "
-                                                 + row.type);
-    }
-    fs::path root = row.name == "default" ? data_dir / "store" : data_dir / "stores" / row.name;
-    REGISTRY_TRY_ASSIGN(auto store, storage::FsBlobStore::open(root));
-    registry->m_stores[row.id] = std::move(store);
-  }
+  // The default store opens now (it creates its directories); the others on
+  // first use, so a store added by the CLI while the server runs is found, and
+  // an unreachable object store does not stop the process.
+  REGISTRY_TRY(registry->store(1));
   return registry;
 }
 
 Result<storage::BlobStore*>
 Registry::store(int64_t store_id)
 {
+  std::lock_guard lock(m_stores_mutex);
   auto it = m_stores.find(store_id);
-  if (it == m_stores.end()) {
-    return fail(ErrorCode::internal, "store " + std::to_string(store_id) + " is not configured");
+  if (it != m_stores.end()) {
+    return it->second.get();
   }
-  return it->second.get();
+  REGISTRY_TRY_ASSIGN(auto rows, m_metadata->list_stores());
+  for (const auto& row : rows) {
+    if (row.id == store_id) {
+      auto opened = storage::open_store(row, m_data_dir);
+      if (!opened) {
+        return fail(opened.error().code == ErrorCode::io_error ? ErrorCode::io_error
+                                                                : ErrorCode::internal,
+                    "store '" + row.name + "': " + opened.error().message);
+      }
+      auto* raw = opened->get();
+      m_stores[store_id] = std::move(opened).value();
+      return raw;
+    }
+  }
+  return fail(ErrorCode::internal, "store " + std::to_string(store_id) + " does not exist");
+}
+
+std::vector<int64_t>
+Registry::store_ids() const
+{
+  std::vector<int64_t> ids;
+  auto rows = m_metadata->list_stores();
+  if (rows) {
+    for (const auto& row : *rows) {
+      ids.push_back(row.id);
+    }
+    return ids;
+  }
+  std::lock_guard lock(m_stores_mutex);
+  for (const auto& [id, store] : m_stores) {
+    ids.push_back(id);
+  }
+  return ids;
 }
 
 void
@@ -71,21 +98,79 @@ Registry::tokens()
   return m_tokens.get();
 }
 
-std::vector<int64_t>
-Registry::store_ids() const
+// --- stores ---
+
+Result<metadata::StoreRow>
+Registry::add_store(const std::string& name, const std::string& type,
+                    const storage::StoreSettings& settings, bool check)
 {
-  std::vector<int64_t> ids;
-  for (const auto& [id, store] : m_stores) {
-    ids.push_back(id);
+  if (!oci::is_valid_feed_name(name)) {
+    return fail(ErrorCode::name_invalid,
+                "invalid store name '" + name
+                  + "': use lowercase letters and digits separated by '.', '_' or '-'",
+                name);
   }
-  return ids;
+  REGISTRY_TRY(storage::validate_settings(type, settings));
+  REGISTRY_TRY_ASSIGN(auto existing, m_metadata->find_store(name));
+  if (existing) {
+    return fail(ErrorCode::already_exists, "store '" + name + "' already exists", name);
+  }
+  metadata::StoreRow row{0, name, type, storage::settings_json(settings)};
+  // Opening validates every setting with the driver itself; the check proves
+  // the secrets and the network path before any feed depends on them.
+  REGISTRY_TRY_ASSIGN(auto opened, storage::open_store(row, m_data_dir));
+  if (check) {
+    if (auto checked = opened->check(); !checked) {
+      return fail(ErrorCode::io_error, "store '" + name + "' failed its check: "
+                                         + checked.error().message + " (add --no-check to add it anyway)");
+    }
+  }
+  return m_metadata->add_store(name, type, row.config_json);
+}
+
+Result<std::vector<metadata::StoreRow>>
+Registry::list_stores()
+{
+  return m_metadata->list_stores();
+}
+
+Result<metadata::StoreRow>
+Registry::get_store(const std::string& name)
+{
+  REGISTRY_TRY_ASSIGN(auto row, m_metadata->find_store(name));
+  if (!row) {
+    return fail(ErrorCode::name_unknown, "store '" + name + "' does not exist", name);
+  }
+  return *row;
+}
+
+Result<void>
+Registry::check_store(const std::string& name)
+{
+  REGISTRY_TRY_ASSIGN(auto row, get_store(name));
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.id));
+  auto checked = blob_store->check();
+  if (!checked) {
+    return fail(ErrorCode::io_error, "store '" + name + "': " + checked.error().message);
+  }
+  return ok();
+}
+
+Result<void>
+Registry::delete_store(const std::string& name)
+{
+  REGISTRY_TRY_ASSIGN(auto row, get_store(name));
+  REGISTRY_TRY(m_metadata->delete_store(name));
+  std::lock_guard lock(m_stores_mutex);
+  m_stores.erase(row.id);
+  return ok();
 }
 
 // --- feeds ---
 
 Result<metadata::FeedRow>
 Registry::create_feed(const std::string& name, const std::string& description,
-                      const std::string& anonymous_access)
+                      const std::string& anonymous_access, const std::string& store_name)
 {
   if (!oci::is_valid_feed_name(name)) {
     return fail(ErrorCode::name_invalid,
@@ -97,7 +182,8 @@ Registry::create_feed(const std::string& name, const std::string& description,
   if (anonymous_access != "none" && anonymous_access != "pull") {
     return fail(ErrorCode::invalid_argument, "anonymous access must be 'none' or 'pull'");
   }
-  return m_metadata->create_feed(name, description, 1, anonymous_access, now());
+  REGISTRY_TRY_ASSIGN(auto store_row, get_store(store_name));
+  return m_metadata->create_feed(name, description, store_row.id, anonymous_access, now());
 }
 
 Result<std::vector<metadata::FeedRow>>

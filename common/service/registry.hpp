@@ -23,8 +23,10 @@
 #include "common/oci/reference.hpp"
 #include "common/result.hpp"
 #include "common/storage/blob_store.hpp"
+#include "common/storage/store_factory.hpp"
 #include "common/util/clock.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -52,8 +54,13 @@ struct BlobInfo {
 
 struct OpenBlob {
   BlobInfo info;
-  std::unique_ptr<storage::BlobReader> reader;
+  std::unique_ptr<storage::BlobReader> reader; // null when redirect_url is set
+  std::string redirect_url;                    // the store serves the bytes itself
 };
+
+// How long a client may use a redirect to an object store (a presigned S3 URL,
+// an Azure SAS): long enough for a slow pull of a large layer to start.
+inline constexpr std::chrono::seconds k_blob_redirect_lifetime{20 * 60};
 
 // Bytes read from a trusted local source (an archive being imported) and
 // verified against their digest, not yet visible in any repository.
@@ -146,15 +153,32 @@ public:
   void audit(const std::string& kind, const std::string& actor, const std::string& feed,
              const std::string& subject, const std::string& detail = {});
 
-  // The store with `store_id`. internal when it is not configured.
+  // The store with `store_id`, opened on first use. internal when it does not
+  // exist or cannot be opened.
   Result<storage::BlobStore*> store(int64_t store_id);
-  // Every configured store id.
+  // Every store id in the database.
   std::vector<int64_t> store_ids() const;
 
+  // --- stores ---
+  // Adds a named store of `type` with its non-secret `settings` (secrets come
+  // from the environment or the config file, see storage/store_factory.hpp).
+  // With `check`, a round trip must succeed first (io_error naming the step).
+  Result<metadata::StoreRow> add_store(const std::string& name, const std::string& type,
+                                       const storage::StoreSettings& settings, bool check);
+  Result<std::vector<metadata::StoreRow>> list_stores();
+  // name_unknown when absent.
+  Result<metadata::StoreRow> get_store(const std::string& name);
+  // A write/read/delete round trip against the store.
+  Result<void> check_store(const std::string& name);
+  // conflict while feeds use it or blobs remain in it.
+  Result<void> delete_store(const std::string& name);
+
   // --- feeds ---
-  // name_invalid for a bad or reserved name, already_exists when taken.
+  // name_invalid for a bad or reserved name, already_exists when taken,
+  // name_unknown for an unknown store.
   Result<metadata::FeedRow> create_feed(const std::string& name, const std::string& description,
-                                        const std::string& anonymous_access);
+                                        const std::string& anonymous_access,
+                                        const std::string& store = "default");
   Result<std::vector<metadata::FeedRow>> list_feeds();
   // name_unknown when absent.
   Result<metadata::FeedRow> get_feed(const std::string& name);
@@ -168,7 +192,10 @@ public:
   // blob_unknown unless `digest` is linked to the repository. Refreshes the
   // blob's use time (gc grace).
   Result<BlobInfo> stat_blob(std::string_view repository, std::string_view digest);
-  Result<OpenBlob> open_blob(std::string_view repository, std::string_view digest);
+  // With `may_redirect`, a store that can serve the blob to the client directly
+  // gives a URL instead of a reader.
+  Result<OpenBlob> open_blob(std::string_view repository, std::string_view digest,
+                             bool may_redirect = false);
   // Unlinks the blob from the repository. blob_unknown when not linked.
   Result<void> delete_blob(std::string_view repository, std::string_view digest);
 
@@ -208,6 +235,17 @@ public:
   Result<std::vector<metadata::ConnectorRow>> list_connectors(const std::string& feed);
   // not_found when the feed has no such connector.
   Result<void> remove_connector(const std::string& feed, const std::string& url);
+
+  // What connectors did since the process started, per upstream URL.
+  struct ConnectorActivity {
+    uint64_t manifest_fetches = 0;  // manifests fetched and cached
+    uint64_t blob_fetches = 0;      // blobs fetched, verified and cached
+    uint64_t blob_bytes = 0;        // bytes of those blobs
+    uint64_t revalidations = 0;     // HEAD requests for tags past their TTL
+    uint64_t stale_served = 0;      // cached copies served because upstream failed
+    uint64_t upstream_failures = 0; // failed upstream requests (5xx, 429, timeouts, bad digests)
+  };
+  std::map<std::string, ConnectorActivity> connector_activity() const;
 
   // --- staged blobs (archive import) ---
   // Streams `body` into a new upload in the store of `feed` while hashing it.
@@ -291,7 +329,8 @@ private:
   std::unique_ptr<Accounts> m_accounts;
   std::mutex m_tokens_mutex;
   std::unique_ptr<TokenService> m_tokens;
-  std::map<int64_t, std::unique_ptr<storage::BlobStore>> m_stores;
+  mutable std::mutex m_stores_mutex;
+  std::map<int64_t, std::unique_ptr<storage::BlobStore>> m_stores; // opened on first use
 
   // Upstream clients by connector id, with the settings they were made for
   // (their token caches outlive single requests).
@@ -300,6 +339,9 @@ private:
   // One fetch per blob at a time: concurrent misses wait for the first one.
   std::mutex m_fetch_mutex;
   std::map<std::string, std::weak_ptr<std::mutex>> m_fetching;
+  void count_connector(const std::string& url, uint64_t ConnectorActivity::*field, uint64_t n = 1);
+  mutable std::mutex m_activity_mutex;
+  std::map<std::string, ConnectorActivity> m_activity;
 
   std::mutex m_uploads_mutex;
   std::map<std::string, std::shared_ptr<UploadState>> m_uploads;

@@ -136,9 +136,17 @@ get_blob(RequestContext& ctx)
     ctx.res.set_header("ETag", "\"" + info->digest.str() + "\"");
     return;
   }
-  auto blob = ctx.registry.open_blob(ctx.route.name, ctx.route.reference);
+  auto blob = ctx.registry.open_blob(ctx.route.name, ctx.route.reference, true);
   if (!blob) {
     return ctx.write_error(blob.error());
+  }
+  if (!blob->redirect_url.empty()) {
+    // An object store serves the bytes (and any Range) from a short-lived URL.
+    ctx.res.status = 307;
+    ctx.res.set_header("Location", blob->redirect_url);
+    ctx.res.set_header("Docker-Content-Digest", blob->info.digest.str());
+    ctx.res.set_header("Content-Length", "0");
+    return;
   }
   // httplib 0.11.4 would slice the body again from its own parse of Range, and
   // gets unsatisfiable and multi-range requests wrong; the range is ours alone.
