@@ -212,6 +212,28 @@ Metrics::render(service::Registry& registry)
     header(out, c.name, "counter", c.help);
     sample(out, c.name, "", c.value);
   }
+  auto activity = registry.connector_activity();
+  using Activity = service::Registry::ConnectorActivity;
+  const std::pair<const char*, uint64_t Activity::*> per_connector[] = {
+    {"manifest_fetches", &Activity::manifest_fetches},
+    {"blob_fetches", &Activity::blob_fetches},
+    {"blob_bytes", &Activity::blob_bytes},
+    {"revalidations", &Activity::revalidations},
+    {"stale_served", &Activity::stale_served},
+    {"upstream_failures", &Activity::upstream_failures},
+  };
+  const char* const help[] = {
+    "Manifests fetched from upstream and cached.", "Blobs fetched from upstream, verified and cached.",
+    "Bytes of the blobs fetched from upstream.", "Upstream HEAD checks of cached tags past their TTL.",
+    "Cached copies served because upstream failed.",
+    "Failed upstream requests: errors, 429, timeouts, wrong digests."};
+  for (size_t i = 0; i < std::size(per_connector); ++i) {
+    std::string name = std::string("registryctl_connector_") + per_connector[i].first + "_total";
+    header(out, name.c_str(), "counter", help[i]);
+    for (const auto& [url, counts] : activity) {
+      sample(out, name, "connector=\"" + label(url) + "\"", counts.*per_connector[i].second);
+    }
+  }
   out += gauges(registry);
   return out;
 }

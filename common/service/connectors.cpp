@@ -66,6 +66,20 @@ Registry::upstream_client(const metadata::ConnectorRow& connector)
   return entry.second;
 }
 
+void
+Registry::count_connector(const std::string& url, uint64_t ConnectorActivity::*field, uint64_t n)
+{
+  std::lock_guard lock(m_activity_mutex);
+  m_activity[url].*field += n;
+}
+
+std::map<std::string, Registry::ConnectorActivity>
+Registry::connector_activity() const
+{
+  std::lock_guard lock(m_activity_mutex);
+  return m_activity;
+}
+
 Result<std::optional<metadata::ManifestRow>>
 Registry::pull_manifest(const ResolvedRepository& repo, const oci::ManifestReference& ref, bool with_bytes)
 {
@@ -80,6 +94,7 @@ Registry::pull_manifest(const ResolvedRepository& repo, const oci::ManifestRefer
     if (!fetched) {
       util::log_warn("connector " + connector.url + ": " + repo.full + ":" + ref.str() + ": "
                      + fetched.error().message);
+      count_connector(connector.url, &ConnectorActivity::upstream_failures);
       failure = fetched.error();
       continue;
     }
@@ -94,6 +109,7 @@ Registry::pull_manifest(const ResolvedRepository& repo, const oci::ManifestRefer
       failure = stored.error();
       continue;
     }
+    count_connector(connector.url, &ConnectorActivity::manifest_fetches);
     REGISTRY_TRY_ASSIGN(auto cached, resolve(repo.full));
     if (!cached.row) {
       return fail(ErrorCode::internal, "cached manifest's repository vanished", repo.full);
@@ -122,8 +138,13 @@ Registry::revalidate(const ResolvedRepository& repo, const oci::ManifestReferenc
     return row;
   }
   std::string where = repo.full + ":" + ref.str();
+  count_connector(connector->url, &ConnectorActivity::revalidations);
   auto current = client->head_manifest(client->upstream_name(repo.name.path), ref.str());
   if (!current || !*current) {
+    if (!current) {
+      count_connector(connector->url, &ConnectorActivity::upstream_failures);
+    }
+    count_connector(connector->url, &ConnectorActivity::stale_served);
     util::log_warn("connector " + connector->url + ": " + where + ": "
                    + (current ? std::string("gone upstream") : current.error().message)
                    + "; serving the cached copy");
@@ -136,6 +157,7 @@ Registry::revalidate(const ResolvedRepository& repo, const oci::ManifestReferenc
   // Moved (or upstream did not say which digest it has): fetch it again.
   auto fetched = pull_manifest(repo, ref, with_bytes);
   if (!fetched || !*fetched) {
+    count_connector(connector->url, &ConnectorActivity::stale_served);
     util::log_warn("connector " + connector->url + ": " + where + ": cannot refresh ("
                    + (fetched ? std::string("gone upstream") : fetched.error().message)
                    + "); serving the cached copy");
@@ -200,6 +222,8 @@ Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
     if (appended && fetched && *fetched) {
       auto completed = complete_upload(repo.full, upload.id, digest.str(), nullptr);
       if (completed) {
+        count_connector(connector.url, &ConnectorActivity::blob_fetches);
+        count_connector(connector.url, &ConnectorActivity::blob_bytes, completed->size);
         return true;
       }
       failure = completed.error(); // digest mismatch: the upload is discarded
@@ -212,6 +236,7 @@ Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
       }
     }
     if (failure) {
+      count_connector(connector.url, &ConnectorActivity::upstream_failures);
       util::log_warn("connector " + connector.url + ": " + repo.full + "@" + digest.str() + ": "
                      + failure->message);
     }

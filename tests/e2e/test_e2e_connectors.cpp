@@ -228,3 +228,168 @@ TEST_SUITE("e2e")
     CHECK(run_cli(down.data, {"serve", "--listen", "127.0.0.1:0", "--mirror-feed", "nosuch"}).exit_code == 3);
   }
 }
+
+namespace {
+
+// An upstream registry that misbehaves on demand: it serves one image, but
+// answers one layer with the wrong bytes, and can be switched to 429 Too Many
+// Requests. It counts what reaches it.
+class MisbehavingUpstream
+{
+public:
+  MisbehavingUpstream(PushedImage image, std::string bad_layer)
+    : m_image(std::move(image)),
+      m_bad_layer(std::move(bad_layer))
+  {
+    m_server.Get("/v2/", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
+    auto manifest = [this](const httplib::Request& req, httplib::Response& res) {
+      count(req.method + " manifest");
+      if (m_throttled) {
+        res.status = 429;
+        res.set_header("Retry-After", "30");
+        return;
+      }
+      res.set_header("Docker-Content-Digest", m_image.digest);
+      res.set_content(m_image.manifest, k_oci_manifest);
+    };
+    m_server.Get("/v2/main/app/manifests/v1", manifest);
+    m_server.Get("/v2/main/app/manifests/" + m_image.digest, manifest);
+    auto blob = [this](const httplib::Request& req, httplib::Response& res) {
+      std::string digest = req.matches[1];
+      count("GET " + digest);
+      std::vector<Blob> blobs = m_image.layers;
+      blobs.push_back(m_image.config);
+      for (const auto& b : blobs) {
+        if (b.digest == digest) {
+          res.set_content(digest == m_bad_layer ? b.data + " but not quite" : b.data,
+                          "application/octet-stream");
+          return;
+        }
+      }
+      res.status = 404;
+    };
+    m_server.Get(R"(/v2/main/app/blobs/(sha256:[0-9a-f]{64}))", blob);
+    m_port = m_server.bind_to_any_port("127.0.0.1");
+    m_thread = std::thread([this] { m_server.listen_after_bind(); });
+    while (!m_server.is_running()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  ~MisbehavingUpstream()
+  {
+    m_server.stop();
+    m_thread.join();
+  }
+
+  std::string
+  url() const
+  {
+    return "http://127.0.0.1:" + std::to_string(m_port);
+  }
+  void
+  throttle()
+  {
+    m_throttled = true;
+  }
+  int
+  requests(const std::string& what)
+  {
+    std::lock_guard lock(m_mutex);
+    return m_counts[what];
+  }
+
+private:
+  void
+  count(const std::string& what)
+  {
+    std::lock_guard lock(m_mutex);
+    ++m_counts[what];
+  }
+
+  PushedImage m_image;
+  std::string m_bad_layer;
+  std::atomic<bool> m_throttled{false};
+  std::mutex m_mutex;
+  std::map<std::string, int> m_counts;
+  httplib::Server m_server;
+  int m_port = 0;
+  std::thread m_thread;
+};
+
+// The value of one sample in Prometheus text, or -1.
+long
+metric(const std::string& text, const std::string& series)
+{
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) {
+    return -1;
+  }
+  return std::stol(text.substr(at + series.size() + 2));
+}
+
+} // namespace
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("connectors: a wrong digest caches nothing; 429 serves the cached copy; metrics count both")
+  {
+    Blob config = make_blob(R"({"architecture":"amd64","os":"linux"})", k_oci_config);
+    std::vector<Blob> layers = {make_blob("good layer"), make_blob("tampered layer")};
+    std::string manifest = image_manifest(config, layers);
+    PushedImage image{manifest, sha256_digest(manifest), config, layers};
+    MisbehavingUpstream upstream(image, layers[1].digest);
+
+    RegistryFixture down({"--metrics-anonymous"});
+    auto& c = down.c();
+    REQUIRE(run_cli(down.data, {"feed", "create", "hub"}).exit_code == 0);
+    REQUIRE(run_cli(down.data, {"connector", "add", "hub", upstream.url(), "--ttl", "1s"}).exit_code == 0);
+
+    auto first = c.get("/v2/hub/main/app/manifests/v1");
+    REQUIRE(first);
+    REQUIRE_MESSAGE(first->status == 200, first->body);
+    CHECK(first->get_header_value("Docker-Content-Digest") == image.digest);
+    CHECK(c.get("/v2/hub/main/app/blobs/" + layers[0].digest)->body == layers[0].data);
+
+    // Upstream sends bytes that do not hash to the digest asked for: the client
+    // gets an error, nothing is stored, and the next request asks upstream again.
+    const std::string bad = layers[1].digest;
+    for (int attempt = 1; attempt <= 2; ++attempt) {
+      auto res = c.get("/v2/hub/main/app/blobs/" + bad);
+      REQUIRE(res);
+      CHECK(res->status == 500);
+      CHECK(res->body.find("upstream unavailable") != std::string::npos);
+      CHECK(upstream.requests("GET " + bad) == attempt);
+    }
+    std::string hex = bad.substr(7);
+    CHECK_FALSE(std::filesystem::exists(down.data / "store" / "blobs" / "sha256" / hex.substr(0, 2) / hex));
+    CHECK(c.head("/v2/hub/main/app/blobs/" + layers[0].digest)->status == 200);
+    CHECK(run_cli(down.data, {"upload", "list"}).out.find("hub/main/app") == std::string::npos);
+
+    // Rate limited after the TTL: the HEAD gets 429, the cached copy is served,
+    // and upstream is left alone until its Retry-After has passed.
+    upstream.throttle();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    for (int i = 0; i < 3; ++i) {
+      auto stale = c.get("/v2/hub/main/app/manifests/v1");
+      REQUIRE(stale);
+      CHECK(stale->status == 200);
+      CHECK(stale->get_header_value("Docker-Content-Digest") == image.digest);
+    }
+    CHECK(upstream.requests("HEAD manifest") == 1);
+    CHECK(upstream.requests("GET manifest") == 1);
+    CHECK(settled_log(*down.server).find("serving the cached copy") != std::string::npos);
+
+    auto metrics = c.get("/metrics");
+    REQUIRE(metrics);
+    REQUIRE(metrics->status == 200);
+    std::string labels = "{connector=\"" + upstream.url() + "\"}";
+    CHECK(metric(metrics->body, "registryctl_connector_manifest_fetches_total" + labels) == 1);
+    CHECK(metric(metrics->body, "registryctl_connector_blob_fetches_total" + labels) == 1);
+    CHECK(metric(metrics->body, "registryctl_connector_blob_bytes_total" + labels)
+          == static_cast<long>(layers[0].data.size()));
+    CHECK(metric(metrics->body, "registryctl_connector_revalidations_total" + labels) == 3);
+    CHECK(metric(metrics->body, "registryctl_connector_stale_served_total" + labels) == 3);
+    // two wrong digests, one 429, two refusals while waiting out Retry-After
+    CHECK(metric(metrics->body, "registryctl_connector_upstream_failures_total" + labels) == 5);
+  }
+}
