@@ -315,15 +315,15 @@ AzureOptions::from_settings(const std::map<std::string, std::string>& settings)
 
   AzureOptions o;
   o.endpoint = get("endpoint");
-  while (!o.endpoint.empty() && o.endpoint.back() == '/') {
-    o.endpoint.pop_back();
-  }
   if (o.endpoint.empty()) {
     return fail(ErrorCode::invalid_argument, "azure: 'endpoint' is required (e.g. https://ACCOUNT.blob.core.windows.net)");
   }
   bool https = util::starts_with(o.endpoint, "https://");
   if (!https && !util::starts_with(o.endpoint, "http://")) {
     return fail(ErrorCode::invalid_argument, "azure: 'endpoint' must start with http:// or https://: " + o.endpoint);
+  }
+  while (o.endpoint.size() > 8 && o.endpoint.back() == '/') {
+    o.endpoint.pop_back();
   }
   std::string rest = o.endpoint.substr(https ? 8 : 7);
   if (rest.empty() || rest.front() == '/' || rest.front() == ':' || rest.find_first_of("?#@ ") != std::string::npos) {
@@ -863,11 +863,20 @@ Result<void>
 AzureBlobStore::save_upload_state(const std::string& id, std::string_view state)
 {
   REGISTRY_TRY(upload_blob_name(id));
-  // If-Match: * only replaces an existing marker, so a removed upload stays removed.
+  // Replace only the marker that exists now (If-Match on its ETag), so a
+  // removed upload stays removed. (Azurite ignores If-Match: * on a missing blob.)
+  Request head{"HEAD", blob_name("uploads/" + id)};
+  REGISTRY_TRY_ASSIGN(auto props, send(head));
+  if (props.status == 404) {
+    return fail(ErrorCode::not_found, "upload " + id + " does not exist");
+  }
+  if (!props.ok()) {
+    return azure_failure(props, "save state of upload " + id);
+  }
   Request put{"PUT",
               blob_name("uploads/" + id),
               {},
-              {{"x-ms-blob-type", "BlockBlob"}, {"If-Match", "*"}},
+              {{"x-ms-blob-type", "BlockBlob"}, {"If-Match", props.header("ETag")}},
               "S" + std::string(state),
               "application/octet-stream"};
   REGISTRY_TRY_ASSIGN(auto res, send(put));
