@@ -9,6 +9,8 @@
 
 #include "common/oci/digest.hpp"
 #include "common/util/uuid.hpp"
+#include "tests/support/test_dir.hpp"
+#include "tests/unit/storage_contract.hpp"
 #include "tests/unit/unit_helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -27,6 +29,7 @@ using registry::storage::AzureBlobStore;
 using registry::storage::AzureOptions;
 using registry::storage::ObjectInfo;
 using registry::test::code_of;
+using registry::test::random_bytes;
 namespace azure = registry::storage::azure;
 
 namespace {
@@ -58,20 +61,6 @@ bool
 no_azurite()
 {
   return azurite_endpoint() == nullptr;
-}
-
-std::string
-random_bytes(size_t n, uint32_t seed)
-{
-  std::mt19937 rng(seed);
-  std::string out(n, '\0');
-  for (size_t i = 0; i < n; i += 4) {
-    uint32_t v = rng();
-    for (size_t j = 0; j < 4 && i + j < n; ++j) {
-      out[i + j] = static_cast<char>(v >> (8 * j));
-    }
-  }
-  return out;
 }
 
 // "http://host:port" of the Azurite endpoint.
@@ -315,6 +304,21 @@ TEST_SUITE("storage")
 
 TEST_SUITE("azure")
 {
+  TEST_CASE("storage::AzureBlobStore contract" * doctest::skip(no_azurite()))
+  {
+    // One container for the whole case, a fresh prefix per store.
+    static const std::string container = [] {
+      std::string name = "contract-" + registry::util::random_uuid().substr(0, 8);
+      create_container(name);
+      return name;
+    }();
+    registry::test::run_blob_store_contract([&]() -> std::unique_ptr<registry::storage::BlobStore> {
+      auto store = AzureBlobStore::open(azurite_options(container, "c" + registry::util::random_uuid()));
+      REQUIRE_OK(store);
+      return std::move(store).value();
+    });
+  }
+
   TEST_CASE("storage::AzureBlobStore uploads" * doctest::skip(no_azurite()))
   {
     auto store = fresh_store();
