@@ -17,6 +17,7 @@
 #include <ctime>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 namespace registry::storage {
@@ -32,6 +33,7 @@ constexpr size_t k_buffer_block = 16 << 20;
 constexpr size_t k_max_block = 64 << 20;
 // A sequential reader keeps at most this much received but unread.
 constexpr size_t k_read_ahead = 8 << 20;
+constexpr size_t k_chunk = 256 << 10;
 constexpr int k_attempts = 4;
 constexpr const char* k_quarantine_meta = "x-ms-meta-registryquarantined";
 constexpr size_t k_pool_max = 8;
@@ -743,6 +745,7 @@ AzureBlobStore::create_upload(const std::string& id)
 {
   REGISTRY_TRY(upload_blob_name(id));
   Request put{"PUT", blob_name("uploads/" + id), {}, {{"x-ms-blob-type", "BlockBlob"}, {"If-None-Match", "*"}}, {}, {}};
+  put.idempotent = false; // a retry after a lost answer would see 409
   REGISTRY_TRY_ASSIGN(auto res, send(put));
   if (res.status == 409 || res.status == 412) {
     return fail(ErrorCode::already_exists, "upload " + id + " already exists");
@@ -766,6 +769,9 @@ AzureBlobStore::upload_size(const std::string& id)
   return total;
 }
 
+// Sends each full block in the background while the next one fills (at most one
+// block in flight, so a failed block is never followed by a later one: the
+// upload stays a prefix of what was written).
 class AzureUploadWriter final : public UploadWriter
 {
 public:
@@ -773,12 +779,18 @@ public:
     : m_store(store), m_id(std::move(id)), m_name(std::move(name)), m_next(next_block)
   {
   }
+  ~AzureUploadWriter() override
+  {
+    if (m_inflight.valid()) {
+      (void)m_inflight.get();
+    }
+  }
 
   Result<void>
   write(const char* data, size_t size) override
   {
     if (m_buffer.size() + size <= k_buffer_block) {
-      m_buffer.append(data, size);
+      append_to_buffer(data, size);
       if (m_buffer.size() == k_buffer_block) {
         return flush();
       }
@@ -787,21 +799,31 @@ public:
     REGISTRY_TRY(flush());
     while (size >= k_buffer_block) {
       size_t n = std::min(size, k_max_block);
-      REGISTRY_TRY(put_block(std::string(data, n)));
+      REGISTRY_TRY(start_block(std::string(data, n)));
       data += n;
       size -= n;
     }
-    m_buffer.assign(data, size);
+    append_to_buffer(data, size);
     return ok();
   }
 
   Result<void>
   close() override
   {
-    return flush();
+    REGISTRY_TRY(flush());
+    return wait_inflight();
   }
 
 private:
+  void
+  append_to_buffer(const char* data, size_t size)
+  {
+    if (m_buffer.capacity() < k_buffer_block) {
+      m_buffer.reserve(k_buffer_block);
+    }
+    m_buffer.append(data, size);
+  }
+
   Result<void>
   flush()
   {
@@ -810,19 +832,32 @@ private:
     }
     std::string block;
     block.swap(m_buffer);
-    return put_block(std::move(block));
+    return start_block(std::move(block));
   }
 
   Result<void>
-  put_block(std::string bytes)
+  wait_inflight()
   {
-    AzureBlobStore::Request req{"PUT",   m_name, {{"comp", "block"}, {"blockid", block_id(m_next)}}, {},
-                                std::move(bytes), "application/octet-stream"};
-    REGISTRY_TRY_ASSIGN(auto res, m_store.send(req));
-    if (res.status != 201) {
-      return azure_failure(res, "append to upload " + m_id);
+    if (!m_inflight.valid()) {
+      return ok();
     }
-    ++m_next;
+    return m_inflight.get();
+  }
+
+  Result<void>
+  start_block(std::string bytes)
+  {
+    REGISTRY_TRY(wait_inflight());
+    uint64_t index = m_next++;
+    m_inflight = std::async(std::launch::async, [this, index, bytes = std::move(bytes)]() mutable -> Result<void> {
+      AzureBlobStore::Request req{"PUT",          m_name, {{"comp", "block"}, {"blockid", block_id(index)}}, {},
+                                  std::move(bytes), "application/octet-stream"};
+      REGISTRY_TRY_ASSIGN(auto res, m_store.send(req));
+      if (res.status != 201) {
+        return azure_failure(res, "append to upload " + m_id);
+      }
+      return ok();
+    });
     return ok();
   }
 
@@ -831,6 +866,7 @@ private:
   std::string m_name;
   uint64_t m_next;
   std::string m_buffer;
+  std::future<Result<void>> m_inflight;
 };
 
 Result<std::unique_ptr<UploadWriter>>
@@ -879,6 +915,7 @@ AzureBlobStore::save_upload_state(const std::string& id, std::string_view state)
               {{"x-ms-blob-type", "BlockBlob"}, {"If-Match", props.header("ETag")}},
               "S" + std::string(state),
               "application/octet-stream"};
+  put.idempotent = false; // a retry after a lost answer would see 412
   REGISTRY_TRY_ASSIGN(auto res, send(put));
   if (res.status == 404 || res.status == 412) {
     return fail(ErrorCode::not_found, "upload " + id + " does not exist");
@@ -923,7 +960,9 @@ AzureBlobStore::commit_upload(const std::string& id, const oci::Digest& digest)
   REGISTRY_TRY_ASSIGN(auto blocks, uncommitted_blocks(id, [this](const Request& r) { return send(r); }, name));
   std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
   for (const auto& b : blocks) {
-    xml += "<Uncommitted>" + b.id + "</Uncommitted>";
+    // <Latest>: the uncommitted block, or the committed one of the same id when
+    // a retry follows a commit whose answer was lost, so a retry is harmless.
+    xml += "<Latest>" + b.id + "</Latest>";
   }
   xml += "</BlockList>";
   Request put{"PUT", name, {{"comp", "blocklist"}}, {}, xml, "application/xml"};
@@ -951,6 +990,7 @@ AzureBlobStore::remove_upload(const std::string& id)
     // nothing was committed meanwhile), then delete that empty blob.
     std::string empty = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList></BlockList>";
     Request drop{"PUT", name, {{"comp", "blocklist"}}, {{"If-None-Match", "*"}}, empty, "application/xml"};
+    drop.idempotent = false;
     REGISTRY_TRY_ASSIGN(auto dropped, send(drop));
     if (dropped.status == 201) {
       Request del{"DELETE", name, {}, {{"If-Match", dropped.header("ETag")}}, {}, {}};
@@ -1067,7 +1107,11 @@ public:
       start(offset);
     }
     std::unique_lock lock(m_mutex);
-    m_ready.wait(lock, [&] { return !m_chunks.empty() || m_done; });
+    // Wait for the whole request (or the read-ahead's worth) rather than the few
+    // KiB the first wake-up brings: fewer, larger hand-overs.
+    m_want = static_cast<size_t>(std::min<uint64_t>({size, m_size - offset, k_read_ahead / 2}));
+    m_ready.wait(lock, [&] { return m_buffered - m_front_used >= m_want || m_done; });
+    m_want = 0;
     size_t copied = 0;
     while (copied < size && !m_chunks.empty()) {
       std::string& front = m_chunks.front();
@@ -1138,9 +1182,16 @@ private:
       if (m_cancel) {
         return false;
       }
-      m_chunks.emplace_back(data, n);
+      // httplib delivers a few KiB at a time: gather them into larger chunks.
+      if (m_chunks.empty() || m_chunks.back().size() >= k_chunk) {
+        m_chunks.emplace_back();
+        m_chunks.back().reserve(k_chunk);
+      }
+      m_chunks.back().append(data, n);
       m_buffered += n;
-      m_ready.notify_one();
+      if (m_want != 0 && m_buffered - m_front_used >= m_want) {
+        m_ready.notify_one();
+      }
       return true;
     };
     auto res = m_store.send_once(*m_client, req);
@@ -1171,7 +1222,8 @@ private:
   std::condition_variable m_space; // room in the buffer, or cancelled
   std::deque<std::string> m_chunks;
   size_t m_front_used = 0;
-  size_t m_buffered = 0;
+  size_t m_buffered = 0; // bytes in m_chunks, including the used part of the front
+  size_t m_want = 0;     // bytes the waiting reader needs, 0 if none waits
   bool m_done = false;
   bool m_cancel = false;
   std::optional<Error> m_error;

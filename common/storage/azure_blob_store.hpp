@@ -12,8 +12,12 @@
 //   <prefix>/quarantine/<name>         marks blobs/<name> as quarantined
 //
 // Uploads: every flushed piece of an upload becomes one or more Put Block calls
-// (block ids are base64 of a fixed-width counter, blocks are at most 64 MiB; the
-// writer buffers at most one block of small writes). The byte count and the
+// (block ids are base64 of a fixed-width counter, blocks are at most 64 MiB).
+// The writer gathers small writes into 16 MiB blocks and sends each block in the
+// background while the next one fills: at most one block being filled and one
+// in flight per writer, never a whole layer. Azure allows 50,000 blocks per
+// blob, so a client that PATCHes in tiny chunks (one block per PATCH) is limited
+// to 50,000 PATCHes per upload. The byte count and the
 // block order come from Get Block List (uncommitted), so any process can resume
 // an upload after a restart. commit_upload() is Put Block List on the same blob:
 // the bytes never move or get copied. It always returns the upload's own key,
