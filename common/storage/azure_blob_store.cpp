@@ -624,9 +624,12 @@ AzureBlobStore::check()
     std::string reason;
     if (res->status == 403 && (code == "AuthorizationPermissionMismatch" || code == "AuthorizationResourceTypeMismatch")) {
       reason = "permission: the credentials may not " + std::string(what) + " (403 " + code + ")";
+    } else if (res->status == 403 && !m_options.sas_token.empty()) {
+      reason = "the SAS token was refused (403 " + code + "): it is invalid, expired, or lacks the permission to "
+               + std::string(what) + " (needs r, w and d on the container)";
     } else if (res->status == 403) {
       reason = "authentication failed (403 " + code + "): check account '" + m_options.account
-               + "' and its account_key or sas_token";
+               + "' and its account_key";
     } else if (code == "ContainerNotFound") {
       reason = "container '" + m_options.container + "' does not exist";
     } else {

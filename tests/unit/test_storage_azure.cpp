@@ -63,17 +63,18 @@ no_azurite()
   return azurite_endpoint() == nullptr;
 }
 
-// "http://host:port" of the Azurite endpoint.
+// "scheme://host:port" of an Azurite endpoint.
 std::string
-azurite_origin()
+origin_of(const std::string& endpoint)
 {
-  std::string endpoint = azurite_endpoint();
-  return endpoint.substr(0, endpoint.find('/', 7));
+  return endpoint.substr(0, endpoint.find('/', endpoint.find("://") + 3));
 }
 
-// Creates `container` with a hand-signed request (the store never creates one).
+// Creates `container` with a hand-signed request (the store never creates one),
+// on the plain Azurite or, with `ca_file`, on the TLS one.
 void
-create_container(const std::string& container)
+create_container(const std::string& container, const std::string& endpoint = azurite_endpoint(),
+                 const std::string& ca_file = {})
 {
   std::string path = "/" + std::string(k_account) + "/" + container;
   azure::HeaderList headers = {{"x-ms-date", azure::http_date(std::time(nullptr))},
@@ -81,7 +82,10 @@ create_container(const std::string& container)
   azure::RequestToSign to_sign{"PUT", path, {{"restype", "container"}}, headers, 0};
   headers.emplace_back("Authorization",
                        azure::shared_key_authorization(k_account, *azure::base64_decode(k_key), to_sign));
-  httplib::Client client(azurite_origin());
+  httplib::Client client(origin_of(endpoint));
+  if (!ca_file.empty()) {
+    client.set_ca_cert_path(ca_file);
+  }
   httplib::Headers h(headers.begin(), headers.end());
   auto res = client.Put(path + "?restype=container", h, "", "");
   REQUIRE(res);
@@ -154,6 +158,12 @@ fetch(const std::string& url)
   auto res = client.Get(url.substr(path_start));
   REQUIRE(res);
   return {res->status, res->body};
+}
+
+bool
+util_starts_with(const std::string& text, const std::string& prefix)
+{
+  return text.rfind(prefix, 0) == 0;
 }
 
 } // namespace
@@ -506,6 +516,50 @@ TEST_SUITE("azure")
       CHECK_MESSAGE(checked.error().message.find("authentication failed (403") != std::string::npos,
                     checked.error().message);
       CHECK(code_of(bad->stat_blob("blobs/sha256-00")) == ErrorCode::io_error);
+    }
+    SUBCASE("read-only SAS token: refused at the write step")
+    {
+      azure::BlobSas sas;
+      sas.account = k_account;
+      sas.container = store->options().container;
+      sas.blob = "reg/check/x";
+      sas.permissions = "r";
+      sas.expiry = std::time(nullptr) + 3600;
+      auto o = store->options();
+      o.account_key.clear();
+      o.sas_token = azure::service_sas_query(sas, *azure::base64_decode(k_key));
+      auto checked = AzureBlobStore::open(o).value()->check();
+      REQUIRE(!checked);
+      CHECK_MESSAGE(checked.error().message.find("(write): the SAS token was refused (403") != std::string::npos,
+                    checked.error().message);
+    }
+    SUBCASE("TLS: ca_file trusts the server; without it verification fails")
+    {
+      const char* tls_endpoint = std::getenv("AZURITE_TLS_ENDPOINT");
+      const char* tls_ca = std::getenv("AZURITE_TLS_CA");
+      REQUIRE_MESSAGE(tls_endpoint != nullptr, "run-with-azurite.sh exports AZURITE_TLS_ENDPOINT");
+      REQUIRE(tls_ca != nullptr);
+      create_container("tls", tls_endpoint, tls_ca);
+      auto o = azurite_options("tls");
+      o.endpoint = tls_endpoint;
+      o.ca_file = tls_ca;
+      auto trusted = AzureBlobStore::open(o);
+      REQUIRE_OK(trusted);
+      CHECK_OK((*trusted)->check());
+      std::string bytes = "over tls";
+      auto key = (*trusted)->put_blob(Digest::of(bytes), bytes);
+      REQUIRE_OK(key);
+      CHECK(read_all(**trusted, *key) == bytes);
+      auto url = (*trusted)->redirect_url(*key, std::chrono::seconds(60));
+      REQUIRE_OK(url);
+      REQUIRE(url->has_value());
+      CHECK(util_starts_with(**url, "https://"));
+      CHECK((**url).find("spr=https&") != std::string::npos); // https-only SAS on an https endpoint
+
+      o.ca_file.clear();
+      auto checked = AzureBlobStore::open(o).value()->check();
+      REQUIRE(!checked);
+      CHECK_MESSAGE(checked.error().message.find("TLS") != std::string::npos, checked.error().message);
     }
     SUBCASE("missing container")
     {

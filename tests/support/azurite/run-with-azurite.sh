@@ -5,7 +5,8 @@
 #
 #   run-with-azurite.sh COMMAND [ARGS...]
 #
-# The command sees AZURITE_ENDPOINT=http://127.0.0.1:<port>/devstoreaccount1.
+# The command sees AZURITE_ENDPOINT=http://127.0.0.1:<port>/devstoreaccount1, and
+# AZURITE_TLS_ENDPOINT (https) with AZURITE_TLS_CA, the certificate it trusts.
 # If Azurite cannot be started this script fails (exit 1): a missing emulator is
 # an error in CI, never a silently skipped suite.
 set -euo pipefail
@@ -22,53 +23,71 @@ if [[ ! -f "$main" ]]; then
 fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/registryctl-azurite.XXXXXX")"
-pid=""
+pids=()
 cleanup() {
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+  for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
     for _ in $(seq 1 50); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-  fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-started=$(date +%s.%N)
-for attempt in 1 2 3; do
-  # A free port: bind port 0, read it, release it.
-  port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})')
-  # ALWAYS --disableTelemetry: telemetry is on by default and phones home.
-  node "$main" --blobHost 127.0.0.1 --blobPort "$port" --location "$work/data" \
-    --disableTelemetry --silent >"$work/azurite.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      break
-    fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      break 2
-    fi
-    sleep 0.1
+# start_azurite NAME [EXTRA ARGS...]: starts one instance on a free loopback
+# port; sets $port. Three attempts (a port can be taken between pick and bind).
+start_azurite() {
+  local name=$1
+  shift
+  local pid
+  for attempt in 1 2 3; do
+    # A free port: bind port 0, read it, release it.
+    port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})')
+    # ALWAYS --disableTelemetry: telemetry is on by default and phones home.
+    node "$main" --blobHost 127.0.0.1 --blobPort "$port" --location "$work/$name" \
+      --disableTelemetry --silent "$@" >"$work/$name.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 150); do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        break
+      fi
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        pids+=("$pid")
+        return 0
+      fi
+      sleep 0.1
+    done
+    echo "run-with-azurite: $name attempt $attempt: Azurite did not start on port $port:" >&2
+    cat "$work/$name.log" >&2 || true
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
-  echo "run-with-azurite: attempt $attempt: Azurite did not start on port $port:" >&2
-  cat "$work/azurite.log" >&2 || true
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  pid=""
-done
-if [[ -z "$pid" ]]; then
-  echo "run-with-azurite: FAILED to start Azurite" >&2
+  echo "run-with-azurite: FAILED to start Azurite ($name)" >&2
   exit 1
-fi
-ended=$(date +%s.%N)
-echo "run-with-azurite: Azurite $(node -p "require('$here/node_modules/azurite/package.json').version") on 127.0.0.1:$port, started in $(awk "BEGIN{printf \"%.2f\", $ended-$started}") s"
+}
 
-export AZURITE_ENDPOINT="http://127.0.0.1:$port/devstoreaccount1"
+started=$(date +%s.%N)
+start_azurite http
+http_port=$port
+# A second instance serves HTTPS with a throwaway self-signed certificate, for
+# the TLS tests (ca_file, verification failures).
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+start_azurite https --cert "$work/cert.pem" --key "$work/key.pem"
+https_port=$port
+ended=$(date +%s.%N)
+echo "run-with-azurite: Azurite $(node -p "require('$here/node_modules/azurite/package.json').version") on 127.0.0.1:$http_port (http) and :$https_port (https), started in $(awk "BEGIN{printf \"%.2f\", $ended-$started}") s"
+
+export AZURITE_ENDPOINT="http://127.0.0.1:$http_port/devstoreaccount1"
+export AZURITE_TLS_ENDPOINT="https://127.0.0.1:$https_port/devstoreaccount1"
+export AZURITE_TLS_CA="$work/cert.pem"
 set +e
 "$@"
 status=$?
