@@ -318,7 +318,8 @@ AzureOptions::from_settings(const std::map<std::string, std::string>& settings)
   AzureOptions o;
   o.endpoint = get("endpoint");
   if (o.endpoint.empty()) {
-    return fail(ErrorCode::invalid_argument, "azure: 'endpoint' is required (e.g. https://ACCOUNT.blob.core.windows.net)");
+    return fail(ErrorCode::invalid_argument,
+                "azure: 'endpoint' is required (e.g. https://ACCOUNT.blob.core.windows.net)");
   }
   bool https = util::starts_with(o.endpoint, "https://");
   if (!https && !util::starts_with(o.endpoint, "http://")) {
@@ -622,7 +623,8 @@ AzureBlobStore::check()
     }
     std::string code = res->error_code;
     std::string reason;
-    if (res->status == 403 && (code == "AuthorizationPermissionMismatch" || code == "AuthorizationResourceTypeMismatch")) {
+    bool permission = code == "AuthorizationPermissionMismatch" || code == "AuthorizationResourceTypeMismatch";
+    if (res->status == 403 && permission) {
       reason = "permission: the credentials may not " + std::string(what) + " (403 " + code + ")";
     } else if (res->status == 403 && !m_options.sas_token.empty()) {
       reason = "the SAS token was refused (403 " + code + "): it is invalid, expired, or lacks the permission to "

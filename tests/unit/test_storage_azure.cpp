@@ -224,13 +224,13 @@ TEST_SUITE("storage")
       REQUIRE(s.size() > tail.size());
       CHECK(s.substr(s.size() - tail.size()) == tail);
     }
-    SUBCASE("fixed request, fixed signature (accepted by Azurite 3.35, see the azure suite)")
+    SUBCASE("fixed request, fixed signature")
     {
-      // Signed with the Azurite development key; the same signer's output is
-      // accepted by Azurite in every test of the "azure" suite.
+      // Expected value computed independently (Python hmac/base64 over the string
+      // above, with Azurite's development key). The "azure" suite proves the
+      // string-to-sign format itself: Azurite 3.35 accepts every request signed so.
       CHECK(azure::shared_key_authorization(k_account, *azure::base64_decode(k_key), r)
-            == "SharedKey devstoreaccount1:" + azure::base64_encode(azure::hmac_sha256(
-                 *azure::base64_decode(k_key), azure::shared_key_string_to_sign(k_account, r))));
+            == "SharedKey devstoreaccount1:BfsJ5K5KMByD+dMpur2UhijaIce7sup3xQthGpnrlOI=");
     }
   }
 
@@ -247,9 +247,11 @@ TEST_SUITE("storage")
     CHECK(azure::service_sas_string_to_sign(sas)
           == "r\n2023-11-14T22:13:20Z\n2023-11-14T23:13:20Z\n/blob/devstoreaccount1/c1/reg/blobs/x\n\n\n"
              "https,http\n2020-12-06\nb\n\n\n\n\n\n\n");
-    std::string q = azure::service_sas_query(sas, *azure::base64_decode(k_key));
-    CHECK(q.rfind("sv=2020-12-06&sr=b&sp=r&st=2023-11-14T22%3A13%3A20Z&se=2023-11-14T23%3A13%3A20Z&spr=https%2Chttp&sig=", 0)
-          == 0);
+    // Signature computed independently (Python hmac); the "azure" suite fetches
+    // URLs signed this way from Azurite (200, and 403 once tampered or expired).
+    CHECK(azure::service_sas_query(sas, *azure::base64_decode(k_key))
+          == "sv=2020-12-06&sr=b&sp=r&st=2023-11-14T22%3A13%3A20Z&se=2023-11-14T23%3A13%3A20Z&spr=https%2Chttp"
+             "&sig=OKBFukcSD7cSqU7j1hTg9L33ye0V118kHdwkXVtRH0s%3D");
   }
 
   TEST_CASE("storage::AzureOptions::from_settings")
