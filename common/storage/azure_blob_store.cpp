@@ -660,8 +660,10 @@ AzureBlobStore::redirect_url(const std::string& key, std::chrono::seconds ttl)
   }
   std::string url = m_scheme_host_port + blob_path(name);
   if (m_key.empty()) {
-    // Only a SAS token: hand it out when it grants read, else serve the bytes.
-    if (sas_permissions(m_options.sas_token).find('r') == std::string::npos) {
+    // Only a SAS token: hand it out only when it grants read and nothing else
+    // (a token that may also write or delete must never reach clients); else the
+    // registry serves the bytes. The token's own expiry applies, not `ttl`.
+    if (sas_permissions(m_options.sas_token) != "r") {
       return std::optional<std::string>();
     }
     return std::optional<std::string>(url + "?" + m_options.sas_token);

@@ -35,7 +35,9 @@
 //
 // Redirects: with an account key, redirect_url() is a read-only service SAS URL.
 // With only a SAS token, it is the blob URL plus that token when the token grants
-// read (sp contains 'r'), otherwise nullopt (the registry serves the bytes).
+// read and nothing else (sp=r; its own expiry applies, not the ttl), otherwise
+// nullopt (the registry serves the bytes): a token that may write or delete is
+// never handed to clients.
 //
 // Thread-safety: all methods may be called concurrently; HTTP clients come from a
 // small pool (httplib::Client is not thread-safe), one per call in flight.
