@@ -12,6 +12,12 @@ if [[ "${1:-}" == "--test" ]]; then
   # its certificate; umoci and zstd check that exported archives are standard
   # OCI layouts.
   packages+=(skopeo podman nginx-light openssl umoci zstd)
+  # Node runs Azurite, the Azure Blob emulator the Azure storage tests use
+  # (Debian 12's nodejs 18 is enough for azurite 3.35); only installed when no
+  # node is on the PATH already.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
 fi
 
 sudo_cmd=()
@@ -31,4 +37,17 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   # Packages with services (nginx) must not start them: the tests run their
   # own instances on loopback ports.
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  # Azurite, pinned by tests/support/azurite/package-lock.json. npm ci wipes and
+  # reinstalls node_modules, so it only runs when the lock file changed.
+  azurite_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/support/azurite"
+  stamp="$azurite_dir/node_modules/.registryctl-lock-sha256"
+  want=$(sha256sum "$azurite_dir/package-lock.json" | cut -d' ' -f1)
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "installing azurite (npm ci in $azurite_dir)"
+    (cd "$azurite_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+    echo "$want" >"$stamp"
+  fi
 fi

@@ -1,5 +1,6 @@
 #include "common/storage/store_factory.hpp"
 
+#include "common/storage/azure_blob_store.hpp"
 #include "common/storage/fs_blob_store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -198,6 +199,11 @@ open_store(const metadata::StoreRow& row, const fs::path& data_dir)
   }
   for (const auto& [secret, found] : find_secrets(row.name, row.type)) {
     settings[secret] = found.value;
+  }
+  if (row.type == "azure") {
+    REGISTRY_TRY_ASSIGN(auto options, AzureOptions::from_settings(settings));
+    REGISTRY_TRY_ASSIGN(auto store, AzureBlobStore::open(options));
+    return std::unique_ptr<BlobStore>(std::move(store));
   }
   return fail(ErrorCode::unsupported,
               "store '" + row.name + "' has type " + row.type + ", which this build cannot open");

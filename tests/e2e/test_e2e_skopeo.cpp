@@ -4,7 +4,9 @@
 
 #include "common/util/file.hpp"
 #include "tests/e2e/fixture.hpp"
+#include "tests/support/object_stores.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 using namespace registry::test;
@@ -87,6 +89,47 @@ skopeo(std::vector<std::string> args)
   return run_command("skopeo", args, 300);
 }
 
+// Pushes a two-layer image, one layer of `big` bytes, to FEED/store-test:v1
+// with skopeo, pulls it back into a fresh layout, and checks every blob. The
+// content depends on the feed name. Returns the small layer.
+Blob
+skopeo_round_trip(RegistryFixture& f, const std::string& feed, size_t big)
+{
+  std::string registry = "docker://" + f.server->host_port();
+  Layout layout{f.dir / ("push-" + feed)};
+  std::string small_layer = tar_with_file("small.txt", "a small file in " + feed + "\n");
+  std::string big_layer = tar_with_file("big.bin", random_bytes(big, static_cast<unsigned>(feed.size())));
+  nlohmann::json config = {
+    {"architecture", "amd64"},
+    {"os", "linux"},
+    {"rootfs", {{"type", "layers"}, {"diff_ids", {sha256_digest(small_layer), sha256_digest(big_layer)}}}}};
+  std::string config_bytes = config.dump();
+  for (const auto& blob : {small_layer, big_layer, config_bytes}) {
+    layout.add_blob(blob);
+  }
+  std::string manifest =
+    image_manifest(make_blob(config_bytes, k_oci_config), {make_blob(small_layer), make_blob(big_layer)});
+  layout.add_blob(manifest);
+  write_index(layout, k_oci_manifest, manifest, "v1");
+  auto push = skopeo({"copy", "--preserve-digests", "--dest-tls-verify=false",
+                      "oci:" + layout.dir.string() + ":v1", registry + "/" + feed + "/store-test:v1"});
+  REQUIRE_MESSAGE(push.exit_code == 0, push.err);
+  fs::path pulled = f.dir / ("pull-" + feed);
+  auto pull = skopeo({"copy", "--preserve-digests", "--src-tls-verify=false",
+                      registry + "/" + feed + "/store-test:v1", "oci:" + pulled.string() + ":v1"});
+  REQUIRE_MESSAGE(pull.exit_code == 0, pull.err);
+  size_t blobs = 0;
+  for (const auto& entry : fs::directory_iterator(pulled / "blobs" / "sha256")) {
+    auto bytes = registry::util::read_file(entry.path());
+    REQUIRE(bytes);
+    CHECK(sha256_digest(*bytes) == "sha256:" + entry.path().filename().string());
+    ++blobs;
+  }
+  CHECK(blobs == 4);
+  CHECK(fs::file_size(pulled / "blobs" / "sha256" / sha256_digest(big_layer).substr(7)) == big_layer.size());
+  return make_blob(small_layer);
+}
+
 } // namespace
 
 TEST_SUITE("e2e")
@@ -153,5 +196,78 @@ TEST_SUITE("e2e")
       REQUIRE(j["manifests"].size() == 2);
       CHECK(j["manifests"][1]["platform"] == "linux/arm64");
     }
+  }
+}
+
+TEST_SUITE("e2e")
+{
+  // Run by ctest's e2e-azure test, inside tests/support/azurite/run-with-azurite.sh.
+  TEST_CASE("object stores (azure): a feed on Azure Blob, with and without redirects")
+  {
+    const char* endpoint = azurite_endpoint();
+    REQUIRE_MESSAGE(endpoint != nullptr, "run this case through tests/support/azurite/run-with-azurite.sh");
+    const std::string container = "e2e" + std::to_string(std::rand() % 100000);
+    create_azurite_container(container);
+    // The secret reaches the CLI and the server through the environment only.
+    ::setenv("REGISTRYCTL_STORE_AZ_ACCOUNT_KEY", k_azurite_key, 1);
+    ::setenv("REGISTRYCTL_STORE_AZPROXY_ACCOUNT_KEY", k_azurite_key, 1);
+    ::setenv("REGISTRYCTL_STORE_WRONG_ACCOUNT_KEY", "d3Jvbmcga2V5", 1);
+    RegistryFixture f;
+    std::vector<std::string> common = {"--type", "azure", "--endpoint", endpoint, "--account",
+                                       k_azurite_account, "--container", container};
+    auto add = [&](const std::string& name, std::vector<std::string> extra) {
+      std::vector<std::string> args = {"store", "add", name};
+      args.insert(args.end(), common.begin(), common.end());
+      args.insert(args.end(), extra.begin(), extra.end());
+      return run_cli(f.data, args);
+    };
+    auto added = add("az", {"--prefix", "redirect"});
+    REQUIRE_MESSAGE(added.exit_code == 0, added.err);
+    REQUIRE(add("azproxy", {"--prefix", "proxy", "--proxy"}).exit_code == 0);
+    auto wrong = add("wrong", {});
+    CHECK(wrong.exit_code == 1);
+    CHECK(wrong.err.find("failed its check") != std::string::npos);
+    CHECK(wrong.err.find("authentication") != std::string::npos);
+    auto shown = nlohmann::json::parse(run_cli(f.data, {"-o", "json", "store", "show", "az"}).out);
+    CHECK(shown["secrets"]["account_key"] == "environment REGISTRYCTL_STORE_AZ_ACCOUNT_KEY");
+    CHECK(shown.dump().find(k_azurite_key) == std::string::npos);
+    CHECK(run_cli(f.data, {"store", "check", "az"}).out == "store az: ok\n");
+    REQUIRE(run_cli(f.data, {"feed", "create", "cloud", "--store", "az"}).exit_code == 0);
+    REQUIRE(run_cli(f.data, {"feed", "create", "cloudp", "--store", "azproxy"}).exit_code == 0);
+
+    // 20 MiB: more than one 16 MiB block.
+    Blob layer = skopeo_round_trip(f, "cloud", 20 << 20);
+    Blob proxied_layer = skopeo_round_trip(f, "cloudp", 20 << 20);
+
+    auto redirected = f.c().get("/v2/cloud/store-test/blobs/" + layer.digest);
+    REQUIRE(redirected);
+    REQUIRE(redirected->status == 307);
+    std::string location = redirected->get_header_value("Location");
+    CHECK(location.rfind(std::string(endpoint) + "/" + container + "/redirect/", 0) == 0);
+    CHECK(location.find("sig=") != std::string::npos);
+    std::string origin = location.substr(0, location.find('/', location.find("://") + 3));
+    httplib::Client direct(origin);
+    auto fetched = direct.Get(location.substr(origin.size()));
+    REQUIRE(fetched);
+    CHECK(fetched->status == 200);
+    CHECK(fetched->body == layer.data);
+    auto head = f.c().head("/v2/cloud/store-test/blobs/" + layer.digest);
+    REQUIRE(head);
+    CHECK(head->status == 200);
+    CHECK(head->get_header_value("Content-Length") == std::to_string(layer.data.size()));
+    auto proxied = f.c().get("/v2/cloudp/store-test/blobs/" + proxied_layer.digest);
+    REQUIRE(proxied);
+    CHECK(proxied->status == 200);
+    CHECK(proxied->body == proxied_layer.data);
+
+    // gc removes blobs from the container like from a directory.
+    REQUIRE(run_cli(f.data, {"feed", "delete", "cloudp"}).exit_code == 0);
+    auto gc_run = run_cli(f.data, {"-o", "json", "gc", "--grace", "0"});
+    INFO(gc_run.out, gc_run.err);
+    auto gc = nlohmann::json::parse(gc_run.out);
+    CHECK(gc["blobs_removed"] == 3); // two layers and the config; manifests live in the database
+    CHECK(run_cli(f.data, {"store", "delete", "azproxy"}).exit_code == 0);
+    auto fsck = run_cli(f.data, {"fsck"});
+    CHECK_MESSAGE(fsck.exit_code == 0, fsck.out, fsck.err);
   }
 }
