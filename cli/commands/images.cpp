@@ -10,6 +10,18 @@ namespace registry::cli {
 
 namespace {
 
+// "pushed", or "cache:HOST" for content a connector fetched (the whole URL is
+// in the JSON output).
+std::string
+source_of(const std::string& origin)
+{
+  if (origin.empty()) {
+    return "pushed";
+  }
+  std::string host = origin.substr(origin.find("://") == std::string::npos ? 0 : origin.find("://") + 3);
+  return "cache:" + host.substr(0, host.find('/'));
+}
+
 std::pair<std::string, std::string>
 split_image(const std::string& text)
 {
@@ -78,10 +90,14 @@ add_tag_commands(CLI::App& app, AppContext& ctx)
     nlohmann::json doc = nlohmann::json::array();
     std::vector<std::vector<std::string>> rows;
     for (const auto& t : page.tags) {
-      doc.push_back({{"name", t.name}, {"digest", t.digest}, {"updated_at", util::format_time(t.updated_at)}});
-      rows.push_back({t.name, short_digest(t.digest), util::format_time(t.updated_at)});
+      nlohmann::json entry = {{"name", t.name}, {"digest", t.digest}, {"updated_at", util::format_time(t.updated_at)}};
+      if (!t.origin.empty()) {
+        entry["cached_from"] = t.origin;
+      }
+      doc.push_back(entry);
+      rows.push_back({t.name, short_digest(t.digest), util::format_time(t.updated_at), source_of(t.origin)});
     }
-    ctx.print(doc, [&] { print_table({"TAG", "DIGEST", "UPDATED"}, rows); });
+    ctx.print(doc, [&] { print_table({"TAG", "DIGEST", "UPDATED", "SOURCE"}, rows); });
   });
 }
 
@@ -102,6 +118,9 @@ add_digest_commands(CLI::App& app, AppContext& ctx)
                           {"mediaType", details.manifest.media_type},
                           {"size", details.manifest.size},
                           {"tags", details.tags}};
+    if (!details.manifest.origin.empty()) {
+      doc["cached_from"] = details.manifest.origin;
+    }
     if (!m.artifact_type.empty()) {
       doc["artifactType"] = m.artifact_type;
     }
@@ -132,6 +151,8 @@ add_digest_commands(CLI::App& app, AppContext& ctx)
                 << "Digest:     " << details.manifest.digest.str() << "\n"
                 << "Media type: " << details.manifest.media_type << "\n"
                 << "Size:       " << details.manifest.size << " bytes\n"
+                << "Source:     "
+                << (details.manifest.origin.empty() ? "pushed" : "cached from " + details.manifest.origin) << "\n"
                 << "Tags:       " << (details.tags.empty() ? "(none)" : "") ;
       for (size_t i = 0; i < details.tags.size(); ++i) {
         std::cout << (i ? ", " : "") << details.tags[i];

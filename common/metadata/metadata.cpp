@@ -1065,14 +1065,14 @@ Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limi
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<TagRow>> {
     std::vector<TagRow> out;
-    SQLite::Statement& q = db.prepare("SELECT t.name, m.digest, t.updated_at FROM tags t JOIN manifests m "
+    SQLite::Statement& q = db.prepare("SELECT t.name, m.digest, t.updated_at, m.origin FROM tags t JOIN manifests m "
                             "ON m.id = t.manifest_id WHERE t.repository_id = ? AND t.name > ? "
                             "ORDER BY t.name LIMIT ?");
     q.bind(1, repository_id);
     q.bind(2, last);
     q.bind(3, limit);
     while (q.executeStep()) {
-      out.push_back({column_string(q, 0), column_string(q, 1), q.getColumn(2).getInt64()});
+      out.push_back({column_string(q, 0), column_string(q, 1), q.getColumn(2).getInt64(), column_string(q, 3)});
     }
     return out;
   });

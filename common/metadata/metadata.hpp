@@ -112,6 +112,7 @@ struct TagRow {
   std::string name;
   std::string digest;
   int64_t updated_at = 0;
+  std::string origin; // of the tagged manifest: the connector URL when cached
 };
 
 struct UploadRow {

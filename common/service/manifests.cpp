@@ -32,7 +32,7 @@ ManifestData
 to_data(metadata::ManifestRow row)
 {
   return ManifestData{*oci::Digest::parse(row.digest), std::move(row.media_type), row.size,
-                      std::move(row.bytes)};
+                      std::move(row.bytes), std::move(row.origin)};
 }
 
 } // namespace

@@ -85,6 +85,7 @@ struct ManifestData {
   std::string media_type;
   uint64_t size = 0;
   std::string bytes; // empty when not asked for
+  std::string origin; // the connector URL of cached content; empty when pushed
 };
 
 struct PutManifestResult {

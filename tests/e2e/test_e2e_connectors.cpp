@@ -85,8 +85,18 @@ TEST_SUITE("e2e")
       CHECK(c.get("/v2/hub/main/tools/app/blobs/" + blob.digest)->body == blob.data);
     }
     CHECK(settled_log(*upstream.server) == log);
-    auto tags = run_cli(down.data, {"tag", "list", "hub/main/tools/app", "-o", "json"});
-    CHECK(tags.out.find("\"v1\"") != std::string::npos);
+    auto tags = nlohmann::json::parse(run_cli(down.data, {"tag", "list", "hub/main/tools/app", "-o", "json"}).out);
+    REQUIRE(tags.size() == 1);
+    CHECK(tags[0]["name"] == "v1");
+    CHECK(tags[0]["cached_from"] == up);
+    CHECK(run_cli(down.data, {"tag", "list", "hub/main/tools/app"}).out.find(" cache:127.0.0.1:") != std::string::npos);
+    auto shown = run_cli(down.data, {"digest", "show", "hub/main/tools/app:v1"});
+    CHECK(shown.out.find("Source:     cached from " + up + "\n") != std::string::npos);
+    // Pushed content says so.
+    CHECK(run_cli(upstream.data, {"digest", "show", "main/tools/app:v1"}).out.find("Source:     pushed\n")
+          != std::string::npos);
+    CHECK(nlohmann::json::parse(run_cli(upstream.data, {"-o", "json", "tag", "list", "main/tools/app"}).out)[0]
+            .contains("cached_from") == false);
 
     // Twenty clients miss the same layer at once: one upstream fetch.
     REQUIRE(c.get("/v2/hub/main/tools/big/manifests/v1")->status == 200);
