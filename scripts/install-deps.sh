@@ -12,6 +12,11 @@ if [[ "${1:-}" == "--test" ]]; then
   # its certificate; umoci and zstd check that exported archives are standard
   # OCI layouts.
   packages+=(skopeo podman nginx-light openssl umoci zstd)
+  # The S3 driver tests run against a real Ceph radosgw (mon + OSD + radosgw on
+  # loopback, tests/support/radosgw.sh): it verifies SigV4 signatures and
+  # presigned URLs and implements every multipart call, which no lighter local
+  # S3 server in Debian does. curl creates the test bucket.
+  packages+=(ceph-mon ceph-osd radosgw ceph-common curl)
 fi
 
 sudo_cmd=()
