@@ -3,6 +3,7 @@
 #include "common/oci/digest.hpp"
 #include "common/util/uuid.hpp"
 #include "tests/support/test_dir.hpp"
+#include "tests/unit/storage_contract.hpp"
 #include "tests/unit/unit_helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -100,6 +101,13 @@ files_in(const fs::path& dir)
 
 TEST_SUITE("storage")
 {
+  TEST_CASE("storage::FsBlobStore contract")
+  {
+    TestDir dir;
+    registry::test::run_blob_store_contract(
+      [&]() -> std::unique_ptr<registry::storage::BlobStore> { return open_store(dir); });
+  }
+
   TEST_CASE("storage::FsBlobStore::open")
   {
     TestDir dir;
