@@ -142,18 +142,17 @@ parse_http_date(const std::string& text)
   return static_cast<int64_t>(timegm(&tm));
 }
 
+// Upload ids are lower-case UUIDs, as the service makes them.
 bool
 valid_upload_id(const std::string& id)
 {
-  if (id.empty() || id.size() > 128) {
-    return false;
-  }
-  for (char c : id) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
-      return false;
-    }
-  }
-  return true;
+  return util::is_uuid(id);
+}
+
+Unexpected
+invalid_upload_id(const std::string& id)
+{
+  return fail(ErrorCode::invalid_argument, "invalid upload id '" + id + "'");
 }
 
 // Keys this store produces: "blobs/<upload id>" or "blobs/<algorithm>/<hex>".
@@ -690,7 +689,7 @@ public:
   upload_info(const std::string& id)
   {
     if (!valid_upload_id(id)) {
-      return fail(ErrorCode::not_found, "no upload " + id);
+      return invalid_upload_id(id);
     }
     {
       std::lock_guard lock(m_mutex);
@@ -822,10 +821,20 @@ public:
     return ok();
   }
 
-  S3Client&
-  client()
+  // A quarantine marker left by a crash between quarantine_blob() and the
+  // deletion of the blob's row: the blob is still wanted, drop the marker. One
+  // HEAD per open_blob()/stat_blob(); the DELETE only after a crash.
+  Result<void>
+  restore_if_quarantined(const std::string& key)
   {
-    return m_client;
+    auto marker = head_object(marker_object(key));
+    if (!marker) {
+      if (marker.error().code == ErrorCode::not_found) {
+        return ok();
+      }
+      return fail(marker.take_error());
+    }
+    return delete_object(marker_object(key));
   }
   const S3Options&
   options() const
@@ -1380,7 +1389,7 @@ Result<void>
 S3BlobStore::create_upload(const std::string& id)
 {
   if (!valid_upload_id(id)) {
-    return fail(ErrorCode::invalid_argument, "invalid upload id " + id);
+    return invalid_upload_id(id);
   }
   auto existing = m_ops->head_object(m_ops->info_object(id));
   if (existing) {
@@ -1476,7 +1485,7 @@ Result<std::optional<std::string>>
 S3BlobStore::load_upload_state(const std::string& id)
 {
   if (!valid_upload_id(id)) {
-    return std::optional<std::string>();
+    return invalid_upload_id(id);
   }
   auto body = m_ops->get_object(m_ops->state_object(id));
   if (!body) {
@@ -1579,7 +1588,7 @@ Result<void>
 S3BlobStore::remove_upload(const std::string& id)
 {
   if (!valid_upload_id(id)) {
-    return ok();
+    return invalid_upload_id(id);
   }
   auto info = m_ops->upload_info(id);
   if (info) {
@@ -1648,6 +1657,7 @@ S3BlobStore::open_blob(const std::string& key)
     return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
   }
   REGISTRY_TRY_ASSIGN(auto head, m_ops->head_object(m_ops->object(key)));
+  REGISTRY_TRY(m_ops->restore_if_quarantined(key));
   return std::unique_ptr<BlobReader>(std::make_unique<S3BlobReader>(*m_client, m_ops->object(key), head.size));
 }
 
@@ -1658,6 +1668,7 @@ S3BlobStore::stat_blob(const std::string& key)
     return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
   }
   REGISTRY_TRY_ASSIGN(auto head, m_ops->head_object(m_ops->object(key)));
+  REGISTRY_TRY(m_ops->restore_if_quarantined(key));
   return ObjectInfo{key, head.size, head.modified};
 }
 

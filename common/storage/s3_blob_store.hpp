@@ -30,9 +30,11 @@
 // find one by key): the metadata decides; a duplicate object without a row is
 // garbage that gc finds through list_blobs().
 //
-// Quarantine never copies: quarantine_blob() writes a marker object, the bytes stay
-// in place (so open_blob() and stat_blob() keep answering), restore_blob() deletes
-// the marker, purge_quarantined() deletes the blob, then the marker.
+// Quarantine never copies: quarantine_blob() writes a marker object and the bytes
+// stay in place; restore_blob() deletes the marker; purge_quarantined() deletes
+// the blob, then the marker (nothing if there is no marker). open_blob() and
+// stat_blob() HEAD the marker too and drop it if present (a crash left the blob
+// quarantined while its row survived): one extra small request per call.
 //
 // Thread-safe: HTTP clients come from a small pool, one per call in flight.
 

@@ -9,6 +9,7 @@
 #include "common/util/uuid.hpp"
 #include "tests/support/radosgw.hpp"
 #include "tests/support/test_dir.hpp"
+#include "tests/unit/storage_contract.hpp"
 #include "tests/unit/unit_helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -291,6 +292,18 @@ TEST_CASE("S3BlobStore::part_size_for grows so 10,000 parts hold large layers")
 }
 
 // --- against radosgw ---
+
+TEST_CASE("S3BlobStore contract")
+{
+  // Every call gets a fresh prefix in the shared bucket and its own spool.
+  TestDir dir;
+  registry::test::run_blob_store_contract([&]() -> std::unique_ptr<registry::storage::BlobStore> {
+    auto options = radosgw_options(dir);
+    options.spool_dir = dir / ("spool-" + util::random_uuid());
+    options.list_page_size = 3; // several pages in the listing subcases
+    return open_store(options);
+  });
+}
 
 TEST_CASE("S3BlobStore: uploads in many small chunks and big chunks commit in place")
 {
