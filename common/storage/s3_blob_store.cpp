@@ -28,6 +28,7 @@ constexpr int k_part_size_step = 2000;      // parts per part size
 constexpr int k_max_part_doublings = 4;     // 16 MiB -> 256 MiB
 constexpr size_t k_read_chunk = 1 << 20;    // pread size when sending a part
 constexpr size_t k_stream_buffer = 8 << 20; // bytes a blob reader buffers ahead
+constexpr size_t k_stream_wakeup = 256 << 10; // bytes that wake a waiting reader
 constexpr size_t k_pool_max = 16;
 constexpr int k_attempts = 4;
 
@@ -211,6 +212,11 @@ public:
     }
     m_fd = fd;
   }
+  void
+  release()
+  {
+    m_fd = -1;
+  }
 
 private:
   int m_fd;
@@ -327,6 +333,12 @@ public:
     client->set_tcp_nodelay(true);
     client->set_url_encode(false);
     client->set_decompress(false);
+    if (!m_options.connect_address.empty()) {
+      std::string virtual_host = m_options.addressing == S3Options::Addressing::virtual_host
+                                   ? m_options.bucket + "." + m_host
+                                   : m_host;
+      client->set_hostname_addr_map({{virtual_host, m_options.connect_address}});
+    }
     if (m_scheme == "https") {
       client->enable_server_certificate_verification(true);
       if (!m_options.ca_file.empty()) {
@@ -852,7 +864,9 @@ private:
 
 namespace {
 
-// Appends to the spool of one upload and sends every full part.
+// Appends to the spool of one upload and sends every full part. A full part is
+// sent by a background task while the next part is spooled (at most one part in
+// flight, so parts complete in order); close() waits for it.
 class S3UploadWriter final : public UploadWriter
 {
 public:
@@ -860,6 +874,10 @@ public:
     : m_ops(ops), m_id(std::move(id)), m_info(std::move(info)), m_next_part(next_part), m_fd(fd),
       m_spooled(spooled)
   {
+  }
+  ~S3UploadWriter() override
+  {
+    (void)wait_pending();
   }
 
   Result<void>
@@ -885,17 +903,38 @@ public:
     if (::fdatasync(m_fd.get()) != 0) {
       return errno_error("cannot sync spool of upload " + m_id);
     }
-    return ok();
+    return wait_pending();
   }
 
 private:
-  // The spool holds a full part: send it, then start the next part's spool. A
-  // crash in between is harmless: ListParts decides which spool file counts.
+  struct Pending {
+    std::thread thread;
+    Fd fd;
+    std::filesystem::path path;
+    std::optional<Error> error;
+  };
+
+  // The spool holds a full part: hand it to a background upload, then start the
+  // next part's spool. A crash in between is harmless: ListParts decides which
+  // spool file counts, and a stale later spool is truncated when reopened.
   Result<void>
   send_part()
   {
-    REGISTRY_TRY(m_ops.upload_part(m_info, m_next_part, m_fd.get(), m_spooled));
-    auto old_path = m_ops.spool_path(m_id, m_next_part);
+    REGISTRY_TRY(wait_pending());
+    auto pending = std::make_unique<Pending>();
+    pending->fd.reset(take_fd());
+    pending->path = m_ops.spool_path(m_id, m_next_part);
+    Pending* raw = pending.get();
+    int number = m_next_part;
+    uint64_t size = m_spooled;
+    raw->thread = std::thread([this, raw, number, size]() {
+      auto sent = m_ops.upload_part(m_info, number, raw->fd.get(), size);
+      if (!sent) {
+        raw->error = sent.take_error();
+      }
+    });
+    m_pending = std::move(pending);
+
     ++m_next_part;
     auto path = m_ops.spool_path(m_id, m_next_part);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
@@ -904,9 +943,32 @@ private:
     }
     m_fd.reset(fd);
     m_spooled = 0;
-    std::error_code ec;
-    std::filesystem::remove(old_path, ec);
     return ok();
+  }
+
+  // Waits for the part in flight; removes its spool once it is in S3.
+  Result<void>
+  wait_pending()
+  {
+    if (!m_pending) {
+      return ok();
+    }
+    auto pending = std::move(m_pending);
+    pending->thread.join();
+    if (pending->error) {
+      return fail(*pending->error);
+    }
+    std::error_code ec;
+    std::filesystem::remove(pending->path, ec);
+    return ok();
+  }
+
+  int
+  take_fd()
+  {
+    int fd = m_fd.get();
+    m_fd.release();
+    return fd;
   }
 
   S3Ops& m_ops;
@@ -915,6 +977,7 @@ private:
   int m_next_part;
   Fd m_fd;
   uint64_t m_spooled;
+  std::unique_ptr<Pending> m_pending;
 };
 
 // Streams one blob: a background thread keeps one ranged GET open and fills a
@@ -1014,7 +1077,11 @@ private:
           }
           stream->chunks.back().append(data, length);
           stream->buffered += length;
-          stream->cv.notify_all();
+          // Waking the reader for every small network read costs a context
+          // switch each; wake it once a useful amount is there.
+          if (stream->buffered >= k_stream_wakeup) {
+            stream->cv.notify_all();
+          }
           return true;
         });
       std::lock_guard lock(stream->mutex);
@@ -1062,7 +1129,8 @@ private:
   {
     Stream& s = *m_stream;
     std::unique_lock lock(s.mutex);
-    s.cv.wait(lock, [&] { return s.buffered > 0 || s.done; });
+    size_t want = std::min(size, k_stream_wakeup);
+    s.cv.wait(lock, [&] { return s.buffered >= want || s.done; });
     if (s.buffered == 0) {
       if (!s.failure.empty()) {
         if (s.failure.rfind("not_found:", 0) == 0) {
@@ -1319,7 +1387,8 @@ S3BlobStore::open(const S3Options& options)
 Result<void>
 S3BlobStore::check()
 {
-  const std::string& host = m_client->host();
+  const std::string& host =
+    m_options.connect_address.empty() ? m_client->host() : m_options.connect_address;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* addresses = nullptr;

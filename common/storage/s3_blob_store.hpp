@@ -61,7 +61,8 @@ struct S3Options {
   bool redirect = true;                     // redirect_url() gives presigned GET URLs
   std::filesystem::path spool_dir;          // local directory buffering upload tails
 
-  // Tuning, not settings keys (tests shrink them).
+  // Tuning, not settings keys (tests set them).
+  std::string connect_address; // connect here instead of resolving the host (like curl --resolve)
   uint64_t part_size = 16ULL << 20; // first part size; at least 5 MiB
   int list_page_size = 1000;        // max-keys of ListObjectsV2 and max-parts of ListParts
 

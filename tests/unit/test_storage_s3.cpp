@@ -631,6 +631,34 @@ TEST_CASE("S3BlobStore::redirect_url gives presigned GET URLs that radosgw verif
   }
 }
 
+TEST_CASE("S3BlobStore: virtual-host addressing")
+{
+  // radosgw.sh sets "rgw dns name = s3.localhost": requests to
+  // <bucket>.s3.localhost name the bucket in the Host header. The name does not
+  // resolve here, so the client connects to 127.0.0.1 (like curl --resolve).
+  TestDir dir;
+  auto options = radosgw_options(dir);
+  std::string port = options.endpoint.substr(options.endpoint.rfind(':') + 1);
+  options.endpoint = "http://s3.localhost:" + port;
+  options.addressing = S3Options::Addressing::virtual_host;
+  options.connect_address = "127.0.0.1";
+  auto store = open_store(options);
+  REQUIRE_OK(store->check());
+  std::string data = random_bytes(6 * k_mib, 31);
+  std::string id = util::random_uuid();
+  REQUIRE_OK(store->create_upload(id));
+  append(*store, id, data, 1 << 20);
+  std::string key = commit(*store, id, data);
+  CHECK(read_all(*store, key) == data);
+  int count = 0;
+  REQUIRE_OK(store->list_blobs([&](const ObjectInfo&) { return ++count > 0; }));
+  CHECK(count == 1);
+  auto url = store->redirect_url(key, std::chrono::seconds(60));
+  REQUIRE_OK(url);
+  REQUIRE(url->has_value());
+  CHECK(url->value().rfind("http://" + options.bucket + ".s3.localhost:" + port + "/", 0) == 0);
+}
+
 TEST_CASE("S3BlobStore: many threads at once")
 {
   TestDir dir;
