@@ -30,6 +30,7 @@ stop_one() {
   local pidfile="$D/$1.pid" pid
   [[ -f "$pidfile" ]] || return 0
   pid=$(cat "$pidfile")
+  local started=$SECONDS
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 50); do
@@ -38,12 +39,17 @@ stop_one() {
     done
     kill -KILL "$pid" 2>/dev/null || true
   fi
+  echo "$(date -u +%T.%N) stopped $1 ($((SECONDS - started)) s)" >>"$D/stop.log"
   rm -f "$pidfile"
 }
 
 stop_all() {
+  # The watchdog is our own shell loop: no reason to wait for it.
+  if [[ -f "$D/watchdog.pid" ]]; then
+    kill -KILL "$(cat "$D/watchdog.pid")" 2>/dev/null || true
+    rm -f "$D/watchdog.pid"
+  fi
   # Reverse order: killing the mon first leaves radosgw hanging for minutes.
-  stop_one watchdog
   stop_one radosgw
   stop_one osd
   stop_one mon
