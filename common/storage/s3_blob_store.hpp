@@ -14,8 +14,9 @@
 // Uploads are S3 multipart uploads on the final object "P blobs/<upload id>",
 // created by create_upload(). Bytes appended are buffered in a spool file on
 // local disk (spool_dir/<upload id>.<next part number>), never in memory; each
-// time the spool holds a full part it is sent as UploadPart and the spool starts
-// again. Parts are 16 MiB for parts 1-2000, then double every 2000 parts (up to
+// time the spool holds a full part it is sent as UploadPart by a background task
+// while the next part spools (one part in flight, so parts complete in order);
+// the writer's close() waits for it. Parts are 16 MiB for parts 1-2000, then double every 2000 parts (up to
 // 256 MiB), so 10,000 parts hold about 970 GiB. Part numbers and ETags are not
 // kept by us: ListParts is the truth, so another S3BlobStore on the same bucket
 // and spool directory (a restarted server) continues an upload. The spool tail
@@ -35,6 +36,15 @@
 // the blob, then the marker (nothing if there is no marker). open_blob() and
 // stat_blob() HEAD the marker too and drop it if present (a crash left the blob
 // quarantined while its row survived): one extra small request per call.
+//
+// Errors: 404 NoSuchKey/NoSuchUpload -> not_found; anything else -> io_error whose
+// message carries the S3 code and message. Connection failures and 5xx answers
+// (503 SlowDown included) are retried 3 times with backoff (0.1, 0.4, 1.6 s).
+// Every call is treated as retryable: PUT, GET, HEAD, DELETE and UploadPart are
+// idempotent; a retried CreateMultipartUpload can at worst leave an empty
+// multipart upload behind (a bucket lifecycle rule aborting incomplete uploads
+// cleans those); a retried CompleteMultipartUpload that already succeeded is
+// recognised by a HEAD of the object.
 //
 // Thread-safe: HTTP clients come from a small pool, one per call in flight.
 

@@ -291,6 +291,64 @@ TEST_CASE("S3BlobStore::part_size_for grows so 10,000 parts hold large layers")
   CHECK(total > 900ULL * 1024 * k_mib);
 }
 
+TEST_CASE("S3BlobStore retries 5xx on idempotent calls and maps S3 error codes")
+{
+  // A loopback stand-in for S3 that answers SlowDown twice, then succeeds.
+  httplib::Server server;
+  std::atomic<int> puts{0};
+  std::atomic<int> gets{0};
+  server.Put(".*", [&](const httplib::Request&, httplib::Response& res) {
+    if (++puts <= 2) {
+      res.status = 503;
+      res.set_content("<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                      "application/xml");
+      return;
+    }
+    res.status = 200;
+  });
+  server.Get(".*", [&](const httplib::Request&, httplib::Response& res) {
+    ++gets;
+    res.status = 500;
+    res.set_content("<Error><Code>InternalError</Code><Message>boom</Message></Error>", "application/xml");
+  });
+  server.Delete(".*", [&](const httplib::Request&, httplib::Response& res) {
+    res.status = 403;
+    res.set_content("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", "application/xml");
+  });
+  int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread thread([&] { server.listen_after_bind(); });
+  while (!server.is_running()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+
+  TestDir dir;
+  S3Options options;
+  options.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  options.bucket = "fake-bucket";
+  options.access_key_id = "AK";
+  options.secret_access_key = "SK";
+  options.spool_dir = dir / "spool";
+  auto store = open_store(options);
+
+  auto key = store->put_blob(Digest::of("x"), "x");
+  CHECK_OK(key);
+  CHECK(puts == 3);
+
+  auto missing = store->load_upload_state(util::random_uuid());
+  REQUIRE(code_of(missing) == ErrorCode::io_error);
+  CHECK(missing.error().message.find("InternalError") != std::string::npos);
+  CHECK(gets == 4); // first try and three retries
+
+  auto denied = store->remove_blob("blobs/sha256/" + std::string(64, 'b'));
+  REQUIRE(code_of(denied) == ErrorCode::io_error);
+  CHECK_MESSAGE(denied.error().message.find("AccessDenied (Access Denied)") != std::string::npos,
+                denied.error().message);
+
+  server.stop();
+  thread.join();
+}
+
 // --- against radosgw ---
 
 TEST_CASE("S3BlobStore contract")
