@@ -8,6 +8,13 @@
 
 namespace registry::service {
 
+// Where an upload stands: its running hash over the bytes received so far.
+struct UploadProgress {
+  util::Hasher hasher{util::HashAlgorithm::sha256};
+  uint64_t offset = 0;
+  bool loaded = false;
+};
+
 namespace {
 
 Unexpected
@@ -24,6 +31,48 @@ translate_upload_error(Error error)
     return Error{ErrorCode::blob_upload_unknown, "blob upload unknown to registry", {}};
   }
   return error;
+}
+
+// The hash state saved with an upload on a store that cannot read uploads back:
+// "<offset> <Hasher::save_state()>".
+std::string
+checkpoint(const UploadProgress& state)
+{
+  return std::to_string(state.offset) + " " + state.hasher.save_state();
+}
+
+Result<void>
+restore_checkpoint(storage::BlobStore& blob_store, const std::string& id, uint64_t size,
+                   UploadProgress& state)
+{
+  REGISTRY_TRY_ASSIGN(auto saved, blob_store.load_upload_state(id));
+  if (!saved) {
+    if (size != 0) {
+      return fail(ErrorCode::blob_upload_invalid,
+                  "the upload's hash state is lost; start the upload again");
+    }
+    state.hasher = util::Hasher(util::HashAlgorithm::sha256);
+    state.offset = 0;
+    state.loaded = true;
+    return ok();
+  }
+  size_t space = saved->find(' ');
+  uint64_t offset = 0;
+  std::optional<util::Hasher> hasher;
+  if (space != std::string::npos) {
+    offset = std::strtoull(saved->substr(0, space).c_str(), nullptr, 10);
+    hasher = util::Hasher::restore_state(std::string_view(*saved).substr(space + 1));
+  }
+  if (!hasher || offset != size) {
+    // The bytes moved past the saved state (a crash between the append and the
+    // save): the upload cannot be resumed, only restarted.
+    return fail(ErrorCode::blob_upload_invalid,
+                "the upload's hash state does not match its bytes; start the upload again");
+  }
+  state.hasher = std::move(*hasher);
+  state.offset = offset;
+  state.loaded = true;
+  return ok();
 }
 
 // Streams `body` into upload `id` of `blob_store`, hashing and counting what
@@ -56,11 +105,8 @@ write_upload(storage::BlobStore& blob_store, const std::string& id, const ByteSo
 // Per-upload state kept in memory while the server runs: the running hash, so
 // completing an upload never re-reads it. After a restart it is rebuilt from the
 // stored bytes once (the fallback DESIGN.md §4.1 allows).
-struct Registry::UploadState {
+struct Registry::UploadState : UploadProgress {
   std::mutex mutex; // serialises requests on one upload
-  util::Hasher hasher{util::HashAlgorithm::sha256};
-  uint64_t offset = 0;
-  bool loaded = false;
 };
 
 Result<metadata::BlobRow>
@@ -188,7 +234,11 @@ Registry::append_locked(UploadState& state, const metadata::UploadRow& row, cons
   if (!size) {
     return fail(translate_upload_error(size.take_error()));
   }
-  if (!state.loaded || state.offset != *size) {
+  if ((!state.loaded || state.offset != *size) && !blob_store->can_read_uploads()) {
+    // An object store cannot give the bytes back: resume from the hash state
+    // saved with the upload after its last append.
+    REGISTRY_TRY(restore_checkpoint(*blob_store, row.id, *size, state));
+  } else if (!state.loaded || state.offset != *size) {
     // Restarted server (or another process appended): rebuild the hash from the
     // stored bytes. Never happens on the normal path.
     util::Hasher hasher(util::HashAlgorithm::sha256);
@@ -209,6 +259,13 @@ Registry::append_locked(UploadState& state, const metadata::UploadRow& row, cons
   if (!complete) {
     state.loaded = false; // the hash may be ahead of the bytes: rebuild it next time
     return fail(translate_upload_error(complete.take_error()));
+  }
+  if (!blob_store->can_read_uploads()) {
+    auto saved = blob_store->save_upload_state(row.id, checkpoint(state));
+    if (!saved) {
+      state.loaded = false;
+      return fail(translate_upload_error(saved.take_error()));
+    }
   }
   if (!*complete) {
     // The bytes that did arrive are kept and counted, as a resumable upload should.
@@ -268,6 +325,10 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
   oci::Digest actual;
   if (parsed->hash_algorithm() == state->hasher.algorithm()) {
     actual = oci::Digest::from_hasher(state->hasher);
+  } else if (!blob_store->can_read_uploads()) {
+    discard();
+    return fail(ErrorCode::unsupported, "uploads to this feed's store are verified against "
+                                        "sha256 digests only");
   } else {
     util::Hasher hasher(parsed->hash_algorithm());
     REGISTRY_TRY(blob_store->read_upload(row.id, [&](const char* data, size_t n) {

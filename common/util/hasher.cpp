@@ -2,27 +2,35 @@
 
 #include "common/assert.hpp"
 
-#include <openssl/evp.h>
+// The SHA256_/SHA512_ functions are deprecated in OpenSSL 3 in favour of EVP,
+// but EVP keeps the running state opaque and an upload to an object store must
+// be able to save it (the bytes cannot be read back to rebuild it). They run the
+// same assembly block functions as EVP.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
+#include <cstring>
+#include <variant>
 
 namespace registry::util {
 
 struct Hasher::Impl {
-  EVP_MD_CTX* ctx = nullptr;
-  ~Impl()
-  {
-    EVP_MD_CTX_free(ctx);
-  }
+  std::variant<SHA256_CTX, SHA512_CTX> ctx;
 };
 
 namespace {
 
-const EVP_MD*
-md_for(HashAlgorithm algorithm)
-{
-  return algorithm == HashAlgorithm::sha512 ? EVP_sha512() : EVP_sha256();
-}
-
 const char k_hex[] = "0123456789abcdef";
+
+// Saved states start with this tag and the algorithm, so a state saved by an
+// incompatible build is refused instead of producing a wrong digest.
+const std::string_view k_state_tag = "registryctl-hash-v1:";
+
+std::string
+algorithm_name(HashAlgorithm algorithm)
+{
+  return algorithm == HashAlgorithm::sha512 ? "sha512" : "sha256";
+}
 
 } // namespace
 
@@ -30,9 +38,15 @@ Hasher::Hasher(HashAlgorithm algorithm)
   : m_algorithm(algorithm),
     m_impl(std::make_unique<Impl>())
 {
-  m_impl->ctx = EVP_MD_CTX_new();
-  REGISTRY_ASSERT(m_impl->ctx != nullptr);
-  REGISTRY_ASSERT(EVP_DigestInit_ex(m_impl->ctx, md_for(algorithm), nullptr) == 1);
+  if (algorithm == HashAlgorithm::sha512) {
+    SHA512_CTX ctx;
+    REGISTRY_ASSERT(SHA512_Init(&ctx) == 1);
+    m_impl->ctx = ctx;
+  } else {
+    SHA256_CTX ctx;
+    REGISTRY_ASSERT(SHA256_Init(&ctx) == 1);
+    m_impl->ctx = ctx;
+  }
 }
 
 Hasher::~Hasher() = default;
@@ -42,26 +56,76 @@ Hasher& Hasher::operator=(Hasher&&) noexcept = default;
 void
 Hasher::update(const void* data, size_t size)
 {
-  REGISTRY_ASSERT(EVP_DigestUpdate(m_impl->ctx, data, size) == 1);
+  if (auto* sha512 = std::get_if<SHA512_CTX>(&m_impl->ctx)) {
+    REGISTRY_ASSERT(SHA512_Update(sha512, data, size) == 1);
+  } else {
+    REGISTRY_ASSERT(SHA256_Update(&std::get<SHA256_CTX>(m_impl->ctx), data, size) == 1);
+  }
 }
 
 std::string
 Hasher::hex_digest() const
 {
-  EVP_MD_CTX* copy = EVP_MD_CTX_new();
-  REGISTRY_ASSERT(copy != nullptr);
-  REGISTRY_ASSERT(EVP_MD_CTX_copy_ex(copy, m_impl->ctx) == 1);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  REGISTRY_ASSERT(EVP_DigestFinal_ex(copy, out, &len) == 1);
-  EVP_MD_CTX_free(copy);
+  unsigned char out[SHA512_DIGEST_LENGTH];
+  size_t len = 0;
+  if (const auto* sha512 = std::get_if<SHA512_CTX>(&m_impl->ctx)) {
+    SHA512_CTX copy = *sha512;
+    REGISTRY_ASSERT(SHA512_Final(out, &copy) == 1);
+    len = SHA512_DIGEST_LENGTH;
+  } else {
+    SHA256_CTX copy = std::get<SHA256_CTX>(m_impl->ctx);
+    REGISTRY_ASSERT(SHA256_Final(out, &copy) == 1);
+    len = SHA256_DIGEST_LENGTH;
+  }
   std::string hex;
   hex.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
+  for (size_t i = 0; i < len; ++i) {
     hex.push_back(k_hex[out[i] >> 4]);
     hex.push_back(k_hex[out[i] & 0xf]);
   }
   return hex;
+}
+
+std::string
+Hasher::save_state() const
+{
+  std::string state(k_state_tag);
+  state += algorithm_name(m_algorithm) + ":";
+  std::visit(
+    [&](const auto& ctx) { state.append(reinterpret_cast<const char*>(&ctx), sizeof ctx); },
+    m_impl->ctx);
+  return state;
+}
+
+std::optional<Hasher>
+Hasher::restore_state(std::string_view state)
+{
+  if (!state.starts_with(k_state_tag)) {
+    return std::nullopt;
+  }
+  state.remove_prefix(k_state_tag.size());
+  for (HashAlgorithm algorithm : {HashAlgorithm::sha256, HashAlgorithm::sha512}) {
+    std::string prefix = algorithm_name(algorithm) + ":";
+    if (!state.starts_with(prefix)) {
+      continue;
+    }
+    state.remove_prefix(prefix.size());
+    Hasher hasher(algorithm);
+    bool fits = std::visit(
+      [&](auto& ctx) {
+        if (state.size() != sizeof ctx) {
+          return false;
+        }
+        std::memcpy(&ctx, state.data(), sizeof ctx);
+        return true;
+      },
+      hasher.m_impl->ctx);
+    if (!fits) {
+      return std::nullopt;
+    }
+    return hasher;
+  }
+  return std::nullopt;
 }
 
 std::string

@@ -1,10 +1,11 @@
 #pragma once
 
-// Streaming message digest over OpenSSL EVP (SHA-256 and SHA-512). Not thread-safe:
+// Streaming message digest over OpenSSL (SHA-256 and SHA-512). Not thread-safe:
 // one Hasher belongs to one upload or one reader at a time.
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,12 @@ public:
   // Lowercase hex of the digest of everything passed so far. The hasher stays
   // usable: the state is copied, so more data may follow.
   std::string hex_digest() const;
+
+  // The running state as an opaque byte string, to resume hashing in another
+  // process of the same build (an upload to an object store after a restart).
+  std::string save_state() const;
+  // nullopt when `state` is not one save_state() produced.
+  static std::optional<Hasher> restore_state(std::string_view state);
 
   HashAlgorithm
   algorithm() const

@@ -103,4 +103,29 @@ TEST_SUITE("util")
       CHECK(hasher.hex_digest() != util::hex_digest("a"));
     }
   }
+
+  TEST_CASE("util::Hasher::save_state")
+  {
+    const std::string data(300'001, 'q');
+    for (HashAlgorithm algorithm : {HashAlgorithm::sha256, HashAlgorithm::sha512}) {
+      INFO("sha512: ", algorithm == HashAlgorithm::sha512);
+      Hasher first(algorithm);
+      first.update(data.substr(0, 123'457));
+      auto resumed = Hasher::restore_state(first.save_state());
+      REQUIRE(resumed.has_value());
+      CHECK(resumed->algorithm() == algorithm);
+      resumed->update(data.substr(123'457));
+      CHECK(resumed->hex_digest() == util::hex_digest(data, algorithm));
+    }
+
+    SUBCASE("foreign or damaged states are refused")
+    {
+      std::string saved = Hasher().save_state();
+      CHECK_FALSE(Hasher::restore_state("").has_value());
+      CHECK_FALSE(Hasher::restore_state("sha256:abc").has_value());
+      CHECK_FALSE(Hasher::restore_state(saved.substr(0, saved.size() - 1)).has_value());
+      CHECK_FALSE(Hasher::restore_state(saved + "x").has_value());
+      CHECK(Hasher::restore_state(saved).has_value());
+    }
+  }
 }
