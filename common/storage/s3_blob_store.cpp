@@ -1032,7 +1032,6 @@ private:
     std::mutex mutex;
     std::condition_variable cv;
     std::deque<std::string> chunks;
-    size_t front_used = 0;
     size_t buffered = 0;
     bool done = false;
     bool cancelled = false;
@@ -1122,44 +1121,39 @@ private:
       m_stream->thread.join();
     }
     m_stream.reset();
+    m_current.clear();
+    m_current_used = 0;
   }
 
+  // Copies from the chunk taken last; takes the next one (under the lock) when
+  // it is used up, so the copying never holds the producer back.
   Result<size_t>
   take(char* buffer, size_t size)
   {
-    Stream& s = *m_stream;
-    std::unique_lock lock(s.mutex);
-    size_t want = std::min(size, k_stream_wakeup);
-    s.cv.wait(lock, [&] { return s.buffered >= want || s.done; });
-    if (s.buffered == 0) {
-      if (!s.failure.empty()) {
-        if (s.failure.rfind("not_found:", 0) == 0) {
-          return fail(ErrorCode::not_found, s.failure.substr(10));
+    if (m_current_used == m_current.size()) {
+      Stream& s = *m_stream;
+      std::unique_lock lock(s.mutex);
+      s.cv.wait(lock, [&] { return s.buffered >= k_stream_wakeup || s.done; });
+      if (s.buffered == 0) {
+        if (!s.failure.empty()) {
+          if (s.failure.rfind("not_found:", 0) == 0) {
+            return fail(ErrorCode::not_found, s.failure.substr(10));
+          }
+          return fail(ErrorCode::io_error, s.failure);
         }
-        return fail(ErrorCode::io_error, s.failure);
+        return fail(ErrorCode::io_error,
+                    "S3 GET " + m_object + " ended early at byte " + std::to_string(m_position));
       }
-      return fail(ErrorCode::io_error, "S3 GET " + m_object + " ended early at byte " + std::to_string(m_position));
+      m_current = std::move(s.chunks.front());
+      s.chunks.pop_front();
+      m_current_used = 0;
+      s.buffered -= m_current.size();
+      s.cv.notify_all();
     }
-    size_t done = 0;
-    while (done < size && s.buffered > 0) {
-      std::string& front = s.chunks.front();
-      size_t n = std::min(size - done, front.size() - s.front_used);
-      std::memcpy(buffer + done, front.data() + s.front_used, n);
-      done += n;
-      s.front_used += n;
-      s.buffered -= n;
-      if (s.front_used == front.size()) {
-        // The last chunk is the one the producer appends to: empty it in place.
-        if (s.chunks.size() == 1) {
-          front.clear();
-        } else {
-          s.chunks.pop_front();
-        }
-        s.front_used = 0;
-      }
-    }
-    s.cv.notify_all();
-    return done;
+    size_t n = std::min(size, m_current.size() - m_current_used);
+    std::memcpy(buffer, m_current.data() + m_current_used, n);
+    m_current_used += n;
+    return n;
   }
 
   S3Client& m_client;
@@ -1167,6 +1161,8 @@ private:
   uint64_t m_size;
   uint64_t m_position = 0;
   std::unique_ptr<Stream> m_stream;
+  std::string m_current; // the chunk being read, taken from the stream
+  size_t m_current_used = 0;
 };
 
 } // namespace
