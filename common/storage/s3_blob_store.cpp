@@ -8,7 +8,9 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <fcntl.h>
@@ -393,6 +395,8 @@ public:
     std::string last_error;
     for (int attempt = 0; attempt < k_attempts; ++attempt) {
       if (attempt > 0) {
+        util::log_warn("S3 " + call.method + " " + call.object + ": " + last_error + "; retry "
+                       + std::to_string(attempt) + " of " + std::to_string(k_attempts - 1));
         std::this_thread::sleep_for(std::chrono::milliseconds(100 << (2 * (attempt - 1))));
       }
       auto [headers, wire] = prepare(call, payload_hash);
@@ -400,7 +404,6 @@ public:
       httplib::Result result = execute(*client, call, headers, wire);
       if (!result) {
         last_error = describe_transport_error(result.error());
-        m_last_transport_error = result.error();
         if (!call.idempotent) {
           break;
         }
@@ -425,13 +428,6 @@ public:
     }
     return fail(ErrorCode::io_error, "S3 " + call.method + " " + call.object + " on " + m_base_url
                                        + " failed: " + last_error);
-  }
-
-  // The transport error of the last failed send() (for check()).
-  httplib::Error
-  last_transport_error() const
-  {
-    return m_last_transport_error;
   }
 
   std::string
@@ -535,7 +531,6 @@ private:
   sigv4::Credentials m_credentials;
   std::mutex m_mutex;
   std::vector<std::unique_ptr<httplib::Client>> m_idle;
-  httplib::Error m_last_transport_error = httplib::Error::Success;
 };
 
 namespace {
