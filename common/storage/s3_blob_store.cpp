@@ -7,6 +7,7 @@
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -228,6 +229,31 @@ Unexpected
 errno_error(const std::string& what)
 {
   return fail(ErrorCode::io_error, what + ": " + std::strerror(errno));
+}
+
+// Base64 of the MD5 of bytes [0, size) of `fd` (the Content-MD5 header).
+Result<std::string>
+file_md5_base64(int fd, uint64_t size)
+{
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_md5(), nullptr);
+  std::string buffer(k_read_chunk, '\0');
+  uint64_t done = 0;
+  while (done < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - done));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(done));
+    if (n <= 0) {
+      return errno_error("cannot read spool file");
+    }
+    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+    done += static_cast<uint64_t>(n);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &length);
+  unsigned char encoded[64];
+  int encoded_length = EVP_EncodeBlock(encoded, digest, static_cast<int>(length));
+  return std::string(reinterpret_cast<const char*>(encoded), static_cast<size_t>(encoded_length));
 }
 
 } // namespace
@@ -768,10 +794,14 @@ public:
     if (number > k_max_parts) {
       return fail(ErrorCode::size_invalid, "upload too large: S3 allows at most 10,000 parts");
     }
+    // The body is not hashed for the signature (UNSIGNED-PAYLOAD); Content-MD5
+    // lets S3 reject a part that changed on the way (BadDigest).
+    REGISTRY_TRY_ASSIGN(auto md5, file_md5_base64(fd, size));
     S3Call call;
     call.method = "PUT";
     call.object = object(info.key);
     call.query = {{"partNumber", std::to_string(number)}, {"uploadId", info.multipart_id}};
+    call.headers.emplace_back("Content-MD5", md5);
     call.file_body = FileBody{fd, 0, size};
     REGISTRY_TRY(expect(call, {200}));
     return ok();
