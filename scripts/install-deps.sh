@@ -18,6 +18,11 @@ if [[ "${1:-}" == "--test" ]]; then
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     packages+=(nodejs npm)
   fi
+  # The S3 driver tests run against a real Ceph radosgw (mon + OSD + radosgw on
+  # loopback, tests/support/radosgw.sh): it verifies SigV4 signatures and
+  # presigned URLs and implements every multipart call, which no lighter local
+  # S3 server in Debian does. curl creates the test bucket.
+  packages+=(ceph-mon ceph-osd radosgw ceph-common curl)
 fi
 
 sudo_cmd=()

@@ -2,6 +2,7 @@
 
 #include "common/storage/azure_blob_store.hpp"
 #include "common/storage/fs_blob_store.hpp"
+#include "common/storage/s3_blob_store.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -199,6 +200,13 @@ open_store(const metadata::StoreRow& row, const fs::path& data_dir)
   }
   for (const auto& [secret, found] : find_secrets(row.name, row.type)) {
     settings[secret] = found.value;
+  }
+  if (row.type == "s3") {
+    // Upload tails shorter than one part wait on local disk until they fill one.
+    settings["spool_dir"] = (data_dir / "spool" / row.name).string();
+    REGISTRY_TRY_ASSIGN(auto options, S3Options::from_settings(settings));
+    REGISTRY_TRY_ASSIGN(auto store, S3BlobStore::open(options));
+    return std::unique_ptr<BlobStore>(std::move(store));
   }
   if (row.type == "azure") {
     REGISTRY_TRY_ASSIGN(auto options, AzureOptions::from_settings(settings));

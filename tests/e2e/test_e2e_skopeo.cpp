@@ -5,6 +5,7 @@
 #include "common/util/file.hpp"
 #include "tests/e2e/fixture.hpp"
 #include "tests/support/object_stores.hpp"
+#include "tests/support/radosgw.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -199,75 +200,104 @@ TEST_SUITE("e2e")
   }
 }
 
+namespace {
+
+// The same checks for every object store: a feed on store "obj" (redirects)
+// and one on "objproxy" (--proxy), both added with `store_args`, whose secrets
+// the caller has put in the environment; a store "wrong" whose secret is wrong.
+// `location` is how a redirect for store "obj" starts; `signature` a query
+// parameter it must carry.
+void
+check_object_store_feeds(const std::vector<std::string>& store_args, const std::string& location,
+                         const std::string& signature)
+{
+  RegistryFixture f;
+  auto add = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"store", "add", name};
+    args.insert(args.end(), store_args.begin(), store_args.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(f.data, args);
+  };
+  auto added = add("obj", {"--prefix", "redirect"});
+  REQUIRE_MESSAGE(added.exit_code == 0, added.err);
+  auto added_proxy = add("objproxy", {"--prefix", "proxy", "--proxy"});
+  REQUIRE_MESSAGE(added_proxy.exit_code == 0, added_proxy.err);
+  auto wrong = add("wrong", {});
+  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.err.find("failed its check") != std::string::npos);
+  CHECK(wrong.err.find("authentication") != std::string::npos);
+  CHECK(run_cli(f.data, {"store", "check", "obj"}).out == "store obj: ok\n");
+  REQUIRE(run_cli(f.data, {"feed", "create", "cloud", "--store", "obj"}).exit_code == 0);
+  REQUIRE(run_cli(f.data, {"feed", "create", "cloudp", "--store", "objproxy"}).exit_code == 0);
+
+  // 20 MiB: more than one 16 MiB multipart part or block.
+  Blob layer = skopeo_round_trip(f, "cloud", 20 << 20);
+  Blob proxied_layer = skopeo_round_trip(f, "cloudp", 20 << 20);
+
+  auto redirected = f.c().get("/v2/cloud/store-test/blobs/" + layer.digest);
+  REQUIRE(redirected);
+  REQUIRE(redirected->status == 307);
+  std::string target = redirected->get_header_value("Location");
+  CHECK(target.rfind(location, 0) == 0);
+  CHECK(target.find(signature + "=") != std::string::npos);
+  std::string origin = target.substr(0, target.find('/', target.find("://") + 3));
+  httplib::Client direct(origin);
+  auto fetched = direct.Get(target.substr(origin.size()));
+  REQUIRE(fetched);
+  CHECK(fetched->status == 200);
+  CHECK(fetched->body == layer.data);
+  auto head = f.c().head("/v2/cloud/store-test/blobs/" + layer.digest);
+  REQUIRE(head);
+  CHECK(head->status == 200);
+  CHECK(head->get_header_value("Content-Length") == std::to_string(layer.data.size()));
+  auto proxied = f.c().get("/v2/cloudp/store-test/blobs/" + proxied_layer.digest);
+  REQUIRE(proxied);
+  CHECK(proxied->status == 200);
+  CHECK(proxied->body == proxied_layer.data);
+
+  // gc removes blobs from the bucket or container as from a directory.
+  REQUIRE(run_cli(f.data, {"feed", "delete", "cloudp"}).exit_code == 0);
+  auto gc_run = run_cli(f.data, {"-o", "json", "gc", "--grace", "0"});
+  INFO(gc_run.out, gc_run.err);
+  auto gc = nlohmann::json::parse(gc_run.out);
+  CHECK(gc["blobs_removed"] == 3); // two layers and the config; manifests live in the database
+  CHECK(run_cli(f.data, {"store", "delete", "objproxy"}).exit_code == 0);
+  auto fsck = run_cli(f.data, {"fsck"});
+  CHECK_MESSAGE(fsck.exit_code == 0, fsck.out, fsck.err);
+}
+
+} // namespace
+
 TEST_SUITE("e2e")
 {
   // Run by ctest's e2e-azure test, inside tests/support/azurite/run-with-azurite.sh.
-  TEST_CASE("object stores (azure): a feed on Azure Blob, with and without redirects")
+  TEST_CASE("object stores (azure): feeds on Azure Blob, with and without redirects")
   {
     const char* endpoint = azurite_endpoint();
     REQUIRE_MESSAGE(endpoint != nullptr, "run this case through tests/support/azurite/run-with-azurite.sh");
     const std::string container = "e2e" + std::to_string(std::rand() % 100000);
     create_azurite_container(container);
-    // The secret reaches the CLI and the server through the environment only.
-    ::setenv("REGISTRYCTL_STORE_AZ_ACCOUNT_KEY", k_azurite_key, 1);
-    ::setenv("REGISTRYCTL_STORE_AZPROXY_ACCOUNT_KEY", k_azurite_key, 1);
+    // Secrets reach the CLI and the server through the environment only.
+    ::setenv("REGISTRYCTL_STORE_OBJ_ACCOUNT_KEY", k_azurite_key, 1);
+    ::setenv("REGISTRYCTL_STORE_OBJPROXY_ACCOUNT_KEY", k_azurite_key, 1);
     ::setenv("REGISTRYCTL_STORE_WRONG_ACCOUNT_KEY", "d3Jvbmcga2V5", 1);
-    RegistryFixture f;
-    std::vector<std::string> common = {"--type", "azure", "--endpoint", endpoint, "--account",
-                                       k_azurite_account, "--container", container};
-    auto add = [&](const std::string& name, std::vector<std::string> extra) {
-      std::vector<std::string> args = {"store", "add", name};
-      args.insert(args.end(), common.begin(), common.end());
-      args.insert(args.end(), extra.begin(), extra.end());
-      return run_cli(f.data, args);
-    };
-    auto added = add("az", {"--prefix", "redirect"});
-    REQUIRE_MESSAGE(added.exit_code == 0, added.err);
-    REQUIRE(add("azproxy", {"--prefix", "proxy", "--proxy"}).exit_code == 0);
-    auto wrong = add("wrong", {});
-    CHECK(wrong.exit_code == 1);
-    CHECK(wrong.err.find("failed its check") != std::string::npos);
-    CHECK(wrong.err.find("authentication") != std::string::npos);
-    auto shown = nlohmann::json::parse(run_cli(f.data, {"-o", "json", "store", "show", "az"}).out);
-    CHECK(shown["secrets"]["account_key"] == "environment REGISTRYCTL_STORE_AZ_ACCOUNT_KEY");
-    CHECK(shown.dump().find(k_azurite_key) == std::string::npos);
-    CHECK(run_cli(f.data, {"store", "check", "az"}).out == "store az: ok\n");
-    REQUIRE(run_cli(f.data, {"feed", "create", "cloud", "--store", "az"}).exit_code == 0);
-    REQUIRE(run_cli(f.data, {"feed", "create", "cloudp", "--store", "azproxy"}).exit_code == 0);
+    check_object_store_feeds({"--type", "azure", "--endpoint", endpoint, "--account", k_azurite_account,
+                              "--container", container},
+                             std::string(endpoint) + "/" + container + "/redirect/", "sig");
+  }
 
-    // 20 MiB: more than one 16 MiB block.
-    Blob layer = skopeo_round_trip(f, "cloud", 20 << 20);
-    Blob proxied_layer = skopeo_round_trip(f, "cloudp", 20 << 20);
-
-    auto redirected = f.c().get("/v2/cloud/store-test/blobs/" + layer.digest);
-    REQUIRE(redirected);
-    REQUIRE(redirected->status == 307);
-    std::string location = redirected->get_header_value("Location");
-    CHECK(location.rfind(std::string(endpoint) + "/" + container + "/redirect/", 0) == 0);
-    CHECK(location.find("sig=") != std::string::npos);
-    std::string origin = location.substr(0, location.find('/', location.find("://") + 3));
-    httplib::Client direct(origin);
-    auto fetched = direct.Get(location.substr(origin.size()));
-    REQUIRE(fetched);
-    CHECK(fetched->status == 200);
-    CHECK(fetched->body == layer.data);
-    auto head = f.c().head("/v2/cloud/store-test/blobs/" + layer.digest);
-    REQUIRE(head);
-    CHECK(head->status == 200);
-    CHECK(head->get_header_value("Content-Length") == std::to_string(layer.data.size()));
-    auto proxied = f.c().get("/v2/cloudp/store-test/blobs/" + proxied_layer.digest);
-    REQUIRE(proxied);
-    CHECK(proxied->status == 200);
-    CHECK(proxied->body == proxied_layer.data);
-
-    // gc removes blobs from the container like from a directory.
-    REQUIRE(run_cli(f.data, {"feed", "delete", "cloudp"}).exit_code == 0);
-    auto gc_run = run_cli(f.data, {"-o", "json", "gc", "--grace", "0"});
-    INFO(gc_run.out, gc_run.err);
-    auto gc = nlohmann::json::parse(gc_run.out);
-    CHECK(gc["blobs_removed"] == 3); // two layers and the config; manifests live in the database
-    CHECK(run_cli(f.data, {"store", "delete", "azproxy"}).exit_code == 0);
-    auto fsck = run_cli(f.data, {"fsck"});
-    CHECK_MESSAGE(fsck.exit_code == 0, fsck.out, fsck.err);
+  // Run by ctest's e2e-s3 test; radosgw starts on first use.
+  TEST_CASE("object stores (s3): feeds on S3 (Ceph radosgw), with and without redirects")
+  {
+    const auto& s3 = radosgw();
+    ::setenv("REGISTRYCTL_STORE_OBJ_ACCESS_KEY_ID", s3.access_key_id.c_str(), 1);
+    ::setenv("REGISTRYCTL_STORE_OBJ_SECRET_ACCESS_KEY", s3.secret_access_key.c_str(), 1);
+    // The proxy store takes the provider's usual variables.
+    ::setenv("AWS_ACCESS_KEY_ID", s3.access_key_id.c_str(), 1);
+    ::setenv("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.c_str(), 1);
+    ::setenv("REGISTRYCTL_STORE_WRONG_SECRET_ACCESS_KEY", "not the secret", 1);
+    check_object_store_feeds({"--type", "s3", "--endpoint", s3.endpoint, "--region", s3.region, "--bucket",
+                              s3.bucket, "--addressing", "path"},
+                             s3.endpoint + "/" + s3.bucket + "/redirect/", "X-Amz-Signature");
   }
 }
