@@ -1,5 +1,6 @@
 #include "server/access.hpp"
 
+#include "common/util/base64.hpp"
 #include "common/util/log.hpp"
 #include "common/util/strings.hpp"
 
@@ -9,47 +10,13 @@ namespace registry::server {
 
 namespace {
 
-// RFC 4648 base64 (standard alphabet, padding optional). nullopt when malformed.
+// Basic credentials are padded base64 (RFC 7617); some clients drop the padding.
 std::optional<std::string>
 decode_base64(std::string_view text)
 {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') {
-      return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-      return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-      return c - '0' + 52;
-    }
-    if (c == '+') {
-      return 62;
-    }
-    if (c == '/') {
-      return 63;
-    }
-    return -1;
-  };
-  while (!text.empty() && text.back() == '=') {
-    text.remove_suffix(1);
-  }
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v = value(c);
-    if (v < 0) {
-      return std::nullopt;
-    }
-    buffer = (buffer << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> bits) & 0xff));
-    }
-  }
-  return out;
+  std::string padded(text);
+  padded.append((4 - padded.size() % 4) % 4, '=');
+  return util::base64_decode(padded);
 }
 
 thread_local std::string t_scope; // the scope the current request needs (for the challenge)

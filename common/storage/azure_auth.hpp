@@ -10,6 +10,8 @@
 // Everything here is pure (no I/O, no clock): callers pass the time in, which is
 // what lets the unit tests check fixed inputs against known signatures.
 
+#include "common/util/base64.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,10 +21,9 @@
 
 namespace registry::storage::azure {
 
-// Standard base64 with padding.
-std::string base64_encode(std::string_view bytes);
-// nullopt if `text` is not valid padded base64.
-std::optional<std::string> base64_decode(std::string_view text);
+// Standard base64 with padding (common/util/base64).
+using util::base64_decode;
+using util::base64_encode;
 // Raw 32-byte HMAC-SHA256 of `data` under `key`.
 std::string hmac_sha256(std::string_view key, std::string_view data);
 

@@ -18,43 +18,7 @@ namespace {
 constexpr size_t k_write_buffer = 1 << 20;
 constexpr size_t k_writeback_step = 8 << 20;
 
-// A file descriptor closed on scope exit.
-class Fd
-{
-public:
-  explicit Fd(int fd = -1) : m_fd(fd) {}
-  ~Fd()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int
-  get() const
-  {
-    return m_fd;
-  }
-  int
-  release()
-  {
-    int fd = m_fd;
-    m_fd = -1;
-    return fd;
-  }
-  void
-  reset(int fd)
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-    m_fd = fd;
-  }
-
-private:
-  int m_fd;
-};
+using Fd = util::UniqueFd;
 
 int64_t
 mtime_of(const struct stat& st)

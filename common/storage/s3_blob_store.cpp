@@ -189,41 +189,7 @@ valid_blob_key(const std::string& key)
   return true;
 }
 
-// A file descriptor closed on scope exit.
-class Fd
-{
-public:
-  explicit Fd(int fd = -1) : m_fd(fd) {}
-  ~Fd()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int
-  get() const
-  {
-    return m_fd;
-  }
-  void
-  reset(int fd)
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-    m_fd = fd;
-  }
-  void
-  release()
-  {
-    m_fd = -1;
-  }
-
-private:
-  int m_fd;
-};
+using Fd = util::UniqueFd;
 
 Unexpected
 errno_error(const std::string& what)
@@ -991,9 +957,7 @@ private:
   int
   take_fd()
   {
-    int fd = m_fd.get();
-    m_fd.release();
-    return fd;
+    return m_fd.release();
   }
 
   S3Ops& m_ops;

@@ -98,4 +98,13 @@ read_file(const fs::path& path)
   return out;
 }
 
+void
+UniqueFd::reset(int fd)
+{
+  if (m_fd >= 0) {
+    ::close(m_fd);
+  }
+  m_fd = fd;
+}
+
 } // namespace registry::util

@@ -26,4 +26,33 @@ Result<void> fsync_directory(const std::filesystem::path& dir);
 // Writes all of `size` bytes to `fd`, retrying on EINTR and short writes.
 Result<void> write_all(int fd, const char* data, size_t size);
 
+// A file descriptor closed on scope exit.
+class UniqueFd
+{
+public:
+  explicit UniqueFd(int fd = -1) : m_fd(fd) {}
+  ~UniqueFd() { reset(-1); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int
+  get() const
+  {
+    return m_fd;
+  }
+  // Gives up ownership without closing.
+  int
+  release()
+  {
+    int fd = m_fd;
+    m_fd = -1;
+    return fd;
+  }
+  // Closes the current descriptor (if any) and owns `fd`.
+  void reset(int fd);
+
+private:
+  int m_fd;
+};
+
 } // namespace registry::util
