@@ -214,24 +214,28 @@ Metrics::render(service::Registry& registry)
   }
   auto activity = registry.connector_activity();
   using Activity = service::Registry::ConnectorActivity;
-  const std::pair<const char*, uint64_t Activity::*> per_connector[] = {
-    {"manifest_fetches", &Activity::manifest_fetches},
-    {"blob_fetches", &Activity::blob_fetches},
-    {"blob_bytes", &Activity::blob_bytes},
-    {"revalidations", &Activity::revalidations},
-    {"stale_served", &Activity::stale_served},
-    {"upstream_failures", &Activity::upstream_failures},
+  struct PerConnector {
+    const char* name;
+    uint64_t Activity::*count;
+    const char* help;
   };
-  const char* const help[] = {
-    "Manifests fetched from upstream and cached.", "Blobs fetched from upstream, verified and cached.",
-    "Bytes of the blobs fetched from upstream.", "Upstream HEAD checks of cached tags past their TTL.",
-    "Cached copies served because upstream failed.",
-    "Failed upstream requests: errors, 429, timeouts, wrong digests."};
-  for (size_t i = 0; i < std::size(per_connector); ++i) {
-    std::string name = std::string("registryctl_connector_") + per_connector[i].first + "_total";
-    header(out, name.c_str(), "counter", help[i]);
+  const PerConnector per_connector[] = {
+    {"registryctl_connector_manifest_fetches_total", &Activity::manifest_fetches,
+     "Manifests fetched from upstream and cached."},
+    {"registryctl_connector_blob_fetches_total", &Activity::blob_fetches,
+     "Blobs fetched from upstream, verified and cached."},
+    {"registryctl_connector_blob_bytes_total", &Activity::blob_bytes, "Bytes of the blobs fetched from upstream."},
+    {"registryctl_connector_revalidations_total", &Activity::revalidations,
+     "Upstream HEAD checks of cached tags past their TTL."},
+    {"registryctl_connector_stale_served_total", &Activity::stale_served,
+     "Cached copies served because upstream failed."},
+    {"registryctl_connector_upstream_failures_total", &Activity::upstream_failures,
+     "Failed upstream requests: errors, 429, timeouts, wrong digests."},
+  };
+  for (const auto& metric : per_connector) {
+    header(out, metric.name, "counter", metric.help);
     for (const auto& [url, counts] : activity) {
-      sample(out, name, "connector=\"" + label(url) + "\"", counts.*per_connector[i].second);
+      sample(out, metric.name, "connector=\"" + label(url) + "\"", counts.*metric.count);
     }
   }
   out += gauges(registry);

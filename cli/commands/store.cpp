@@ -3,7 +3,9 @@
 #include "cli/commands/commands.hpp"
 #include "common/storage/store_factory.hpp"
 
+#include <algorithm>
 #include <iostream>
+#include <map>
 
 namespace registry::cli {
 

@@ -518,6 +518,17 @@ Metadata::schema_version()
   return r ? *r : -1;
 }
 
+namespace {
+
+// A StoreRow from "SELECT id, name, type, config FROM stores ...".
+StoreRow
+read_store(SQLite::Statement& q)
+{
+  return StoreRow{q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2), column_string(q, 3)};
+}
+
+} // namespace
+
 Result<std::vector<StoreRow>>
 Metadata::list_stores()
 {
@@ -525,8 +536,7 @@ Metadata::list_stores()
     std::vector<StoreRow> out;
     SQLite::Statement& q = db.prepare("SELECT id, name, type, config FROM stores ORDER BY name");
     while (q.executeStep()) {
-      out.push_back({q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2),
-                     column_string(q, 3)});
+      out.push_back(read_store(q));
     }
     return out;
   });
@@ -559,8 +569,7 @@ Metadata::find_store(const std::string& name)
     if (!q.executeStep()) {
       return std::optional<StoreRow>();
     }
-    return std::optional<StoreRow>(StoreRow{q.getColumn(0).getInt64(), column_string(q, 1),
-                                            column_string(q, 2), column_string(q, 3)});
+    return std::optional<StoreRow>(read_store(q));
   });
 }
 

@@ -189,6 +189,15 @@ valid_blob_key(const std::string& key)
   return true;
 }
 
+Result<void>
+check_blob_key(const std::string& key)
+{
+  if (!valid_blob_key(key)) {
+    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
+  }
+  return ok();
+}
+
 using Fd = util::UniqueFd;
 
 Unexpected
@@ -1426,9 +1435,7 @@ S3BlobStore::check()
 Result<std::optional<std::string>>
 S3BlobStore::redirect_url(const std::string& key, std::chrono::seconds ttl)
 {
-  if (!valid_blob_key(key)) {
-    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
-  }
+  REGISTRY_TRY(check_blob_key(key));
   if (!m_options.redirect) {
     return std::optional<std::string>();
   }
@@ -1707,9 +1714,7 @@ S3BlobStore::put_blob(const oci::Digest& digest, std::string_view bytes)
 Result<std::unique_ptr<BlobReader>>
 S3BlobStore::open_blob(const std::string& key)
 {
-  if (!valid_blob_key(key)) {
-    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
-  }
+  REGISTRY_TRY(check_blob_key(key));
   REGISTRY_TRY_ASSIGN(auto head, m_ops->head_object(m_ops->object(key)));
   REGISTRY_TRY(m_ops->restore_if_quarantined(key));
   return std::unique_ptr<BlobReader>(std::make_unique<S3BlobReader>(*m_client, m_ops->object(key), head.size));
@@ -1718,9 +1723,7 @@ S3BlobStore::open_blob(const std::string& key)
 Result<ObjectInfo>
 S3BlobStore::stat_blob(const std::string& key)
 {
-  if (!valid_blob_key(key)) {
-    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
-  }
+  REGISTRY_TRY(check_blob_key(key));
   REGISTRY_TRY_ASSIGN(auto head, m_ops->head_object(m_ops->object(key)));
   REGISTRY_TRY(m_ops->restore_if_quarantined(key));
   return ObjectInfo{key, head.size, head.modified};
@@ -1729,18 +1732,14 @@ S3BlobStore::stat_blob(const std::string& key)
 Result<void>
 S3BlobStore::remove_blob(const std::string& key)
 {
-  if (!valid_blob_key(key)) {
-    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
-  }
+  REGISTRY_TRY(check_blob_key(key));
   return m_ops->delete_object(m_ops->object(key));
 }
 
 Result<void>
 S3BlobStore::quarantine_blob(const std::string& key)
 {
-  if (!valid_blob_key(key)) {
-    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
-  }
+  REGISTRY_TRY(check_blob_key(key));
   auto head = m_ops->head_object(m_ops->object(key));
   if (!head) {
     if (head.error().code == ErrorCode::not_found) {
@@ -1754,18 +1753,14 @@ S3BlobStore::quarantine_blob(const std::string& key)
 Result<void>
 S3BlobStore::restore_blob(const std::string& key)
 {
-  if (!valid_blob_key(key)) {
-    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
-  }
+  REGISTRY_TRY(check_blob_key(key));
   return m_ops->delete_object(m_ops->marker_object(key));
 }
 
 Result<void>
 S3BlobStore::purge_quarantined(const std::string& key)
 {
-  if (!valid_blob_key(key)) {
-    return fail(ErrorCode::invalid_argument, "not a key of this store: " + key);
-  }
+  REGISTRY_TRY(check_blob_key(key));
   // Only a quarantined blob is purged: without a marker the key may hold a
   // blob that was restored (or re-pushed) meanwhile.
   auto marker = m_ops->head_object(m_ops->marker_object(key));
