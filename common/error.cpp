@@ -48,6 +48,10 @@ to_string(ErrorCode code)
     return "io_error";
   case ErrorCode::corrupt:
     return "corrupt";
+  case ErrorCode::storage_unavailable:
+    return "storage_unavailable";
+  case ErrorCode::storage_denied:
+    return "storage_denied";
   case ErrorCode::internal:
     return "internal";
   }

@@ -34,6 +34,12 @@ enum class ErrorCode {
   conflict, // a state that forbids the operation (e.g. manifest still referenced)
   io_error,
   corrupt,
+  // a blob store (S3, Azure) that cannot be reached or fails: the message names
+  // the endpoint and step for logs and `store check`; clients get 503
+  storage_unavailable,
+  // a blob store that refuses the registry's credentials or permissions: a
+  // configuration fault that retrying cannot mend; clients get 403
+  storage_denied,
   internal,
 };
 

@@ -1,5 +1,7 @@
 #include "server/api_error.hpp"
 
+#include "common/util/log.hpp"
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -48,6 +50,11 @@ to_wire(ErrorCode code)
   case ErrorCode::conflict:
     // e.g. deleting a manifest an index still references
     return {409, "DENIED"};
+  case ErrorCode::storage_unavailable:
+    // Distribution's code for a registry that cannot serve for now.
+    return {503, "UNAVAILABLE"};
+  case ErrorCode::storage_denied:
+    return {403, "DENIED"};
   case ErrorCode::already_exists:
   case ErrorCode::io_error:
   case ErrorCode::corrupt:
@@ -75,6 +82,22 @@ write_error(httplib::Response& res, const Error& error)
 {
   auto wire = to_wire(error.code);
   res.status = wire.status;
+  if (error.code == ErrorCode::storage_unavailable || error.code == ErrorCode::storage_denied) {
+    // The store's own message names its endpoint, bucket and account: that is
+    // for the server log and `registryctl store check`, not for every client.
+    util::log_warn("blob store: " + error.message);
+    bool down = error.code == ErrorCode::storage_unavailable;
+    Error shown{error.code,
+                down ? "the registry's storage for this feed is unreachable; try again later"
+                     : "the registry's storage for this feed refused the registry's credentials; "
+                       "an administrator can run `registryctl store check`",
+                {}};
+    if (down) {
+      res.set_header("Retry-After", "10");
+    }
+    res.set_content(error_body(wire, shown), "application/json");
+    return;
+  }
   res.set_content(error_body(wire, error), "application/json");
 }
 

@@ -33,6 +33,46 @@ translate_upload_error(Error error)
   return error;
 }
 
+// Makes upload `upload_id` the durable blob `digest` and records it, linked to
+// `repository`. On a store whose commit keys are unique the (networked) commit
+// runs before the metadata transaction; if the row then names other bytes of the
+// same digest, or cannot be written, the fresh copy is removed again.
+Result<metadata::BlobRow>
+commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_t feed_id,
+                  const std::string& repository, int64_t store_id, const std::string& upload_id,
+                  const oci::Digest& digest, uint64_t size, int64_t now)
+{
+  std::optional<std::string> committed;
+  if (blob_store.commit_keys_are_unique()) {
+    auto key = blob_store.commit_upload(upload_id, digest);
+    if (!key) {
+      return fail(translate_upload_error(key.take_error()));
+    }
+    committed = std::move(*key);
+  }
+  auto recorded = md.commit_blob(
+    feed_id, repository, store_id, digest.str(), size,
+    [&]() -> Result<std::string> {
+      if (committed) {
+        return *committed;
+      }
+      // Shared keys: the commit runs here, serialised with gc's removals.
+      auto key = blob_store.commit_upload(upload_id, digest);
+      if (!key) {
+        return fail(translate_upload_error(key.take_error()));
+      }
+      return key;
+    },
+    now);
+  if (committed && (!recorded || recorded->object_key != *committed)) {
+    if (auto removed = blob_store.remove_blob(*committed); !removed) {
+      util::log_warn("spare copy " + *committed + " of " + digest.str() + " stays until fsck: "
+                     + removed.error().message);
+    }
+  }
+  return recorded;
+}
+
 // The hash state saved with an upload on a store that cannot read uploads back:
 // "<offset> <Hasher::save_state()>".
 std::string
@@ -162,6 +202,10 @@ Registry::open_blob(std::string_view repository, std::string_view digest, bool m
     }
   }
   auto reader = blob_store->open_blob(blob.object_key);
+  if (!reader && (reader.error().code == ErrorCode::storage_unavailable
+                  || reader.error().code == ErrorCode::storage_denied)) {
+    return fail(reader.take_error()); // the store is away, not the bytes
+  }
   if (!reader) {
     // A row without bytes breaks the crash-safety invariant: report, never hide.
     util::log_error("blob " + parsed.str() + " has a row but its bytes cannot be read: "
@@ -352,21 +396,12 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
                 parsed->str());
   }
   uint64_t size = state->offset;
-  // The slow part (fsync of the data) happens first; the store's commit itself
-  // runs inside the metadata transaction, serialised with gc's removals.
+  // The slow part (fsync of the data) happens before the metadata transaction.
   if (auto synced = blob_store->sync_upload(row.id); !synced) {
     return fail(translate_upload_error(synced.take_error()));
   }
-  auto recorded = m_metadata->commit_blob(
-    row.feed_id, row.repository_name, row.store_id, parsed->str(), size,
-    [&]() -> Result<std::string> {
-      auto key = blob_store->commit_upload(row.id, *parsed);
-      if (!key) {
-        return fail(translate_upload_error(key.take_error()));
-      }
-      return key;
-    },
-    now());
+  auto recorded = commit_and_record(*m_metadata, *blob_store, row.feed_id, row.repository_name,
+                                    row.store_id, row.id, *parsed, size, now());
   (void)m_metadata->delete_upload(row.id);
   forget_upload(row.id);
   if (!recorded) {
@@ -519,33 +554,31 @@ Registry::link_staged_blob(std::string_view repository, StagedBlob& staged)
                 staged.digest.str());
   }
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(staged.store_id));
-  std::function<Result<std::string>()> place;
-  std::string existing_key;
   if (!staged.upload_id.empty()) {
-    place = [&]() -> Result<std::string> {
-      return blob_store->commit_upload(staged.upload_id, staged.digest);
-    };
-  } else {
-    REGISTRY_TRY_ASSIGN(auto row, m_metadata->find_blob(staged.store_id, staged.digest.str()));
-    if (!row) {
+    REGISTRY_TRY(commit_and_record(*m_metadata, *blob_store, repo.feed.id, repo.full,
+                                   staged.store_id, staged.upload_id, staged.digest, staged.size,
+                                   now()));
+    staged.upload_id.clear();
+    return BlobInfo{staged.digest, staged.size};
+  }
+  REGISTRY_TRY_ASSIGN(auto row, m_metadata->find_blob(staged.store_id, staged.digest.str()));
+  if (!row) {
+    return fail(ErrorCode::blob_unknown, "blob was removed from the store during the import",
+                staged.digest.str());
+  }
+  std::string existing_key = row->object_key;
+  // Runs inside the transaction that records the link, serialised with gc's
+  // removals: the bytes are there when the link is written.
+  auto place = [&]() -> Result<std::string> {
+    auto info = blob_store->stat_blob(existing_key);
+    if (!info) {
       return fail(ErrorCode::blob_unknown, "blob was removed from the store during the import",
                   staged.digest.str());
     }
-    existing_key = row->object_key;
-    // Runs inside the transaction that records the link, serialised with gc's
-    // removals: the bytes are there when the link is written.
-    place = [&]() -> Result<std::string> {
-      auto info = blob_store->stat_blob(existing_key);
-      if (!info) {
-        return fail(ErrorCode::blob_unknown,
-                    "blob was removed from the store during the import", staged.digest.str());
-      }
-      return existing_key;
-    };
-  }
+    return existing_key;
+  };
   REGISTRY_TRY(m_metadata->commit_blob(repo.feed.id, repo.full, staged.store_id,
                                        staged.digest.str(), staged.size, place, now()));
-  staged.upload_id.clear();
   return BlobInfo{staged.digest, staged.size};
 }
 

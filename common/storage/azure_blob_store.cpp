@@ -277,11 +277,11 @@ azure_failure(const AzureBlobStore::Response& res, const std::string& what)
   std::string code = res.error_code.empty() ? std::to_string(res.status) : res.error_code;
   std::string message = what + ": Azure answered " + std::to_string(res.status) + " " + code;
   if (res.status == 403) {
-    return fail(ErrorCode::io_error,
+    return fail(ErrorCode::storage_denied,
                 message + " (authentication or permission refused: check account, account_key or sas_token)");
   }
   if (code == "ContainerNotFound") {
-    return fail(ErrorCode::io_error, message + " (the container does not exist)");
+    return fail(ErrorCode::storage_unavailable, message + " (the container does not exist)");
   }
   if (res.status == 404) {
     return fail(ErrorCode::not_found, message);
@@ -291,6 +291,9 @@ azure_failure(const AzureBlobStore::Response& res, const std::string& what)
   }
   if (res.status == 412) {
     return fail(ErrorCode::conflict, message);
+  }
+  if (res.status >= 500) {
+    return fail(ErrorCode::storage_unavailable, message);
   }
   return fail(ErrorCode::io_error, message);
 }
@@ -553,7 +556,7 @@ AzureBlobStore::send_once(httplib::Client& client, const Request& request) const
   httplib::Response res;
   httplib::Error error = httplib::Error::Success;
   if (!client.send(req, res, error)) {
-    return fail(ErrorCode::io_error, describe_transport(error, m_scheme_host_port));
+    return fail(ErrorCode::storage_unavailable, describe_transport(error, m_scheme_host_port));
   }
   response.status = res.status;
   response.headers = std::move(res.headers);

@@ -130,9 +130,21 @@ public:
   // commit_upload() is quick: it runs while the metadata write lock is held.
   // not_found if absent.
   virtual Result<void> sync_upload(const std::string& id) = 0;
+  // Whether commit_upload() returns a key of the upload's own, never a key shared
+  // with an existing blob. Such a commit cannot race gc's removal of other bytes,
+  // so the service runs it before the metadata transaction, not inside it: a
+  // network round trip must not hold the database's write lock. The key is then
+  // garbage until its row is written; fsck removes such bytes only after the gc
+  // grace. A store with shared (content-addressed) keys commits inside the lock.
+  virtual bool
+  commit_keys_are_unique() const
+  {
+    return false;
+  }
   // Makes the upload's bytes the durable blob for `digest` and returns its object
   // key. The caller has verified the digest. If the blob already exists the
-  // upload is dropped and the existing key returned. not_found if absent.
+  // upload is dropped and the existing key returned, unless the store's keys are
+  // unique (above): then the caller removes the duplicate. not_found if absent.
   virtual Result<std::string> commit_upload(const std::string& id, const oci::Digest& digest) = 0;
   // Removes an upload and its data. Not an error if it does not exist.
   virtual Result<void> remove_upload(const std::string& id) = 0;

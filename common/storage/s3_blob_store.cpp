@@ -275,17 +275,24 @@ public:
     while (!rest.empty() && rest.back() == '/') {
       rest.pop_back();
     }
-    size_t colon = rest.rfind(':');
-    if (colon != std::string::npos && rest.find(']') == std::string::npos) {
-      m_host = rest.substr(0, colon);
-      m_port = std::stoi(rest.substr(colon + 1));
+    // host, host:port, [IPv6] or [IPv6]:port (validated by open()).
+    std::string literal; // the host as it appears in a URL and the Host header
+    size_t port_colon = std::string::npos;
+    if (!rest.empty() && rest.front() == '[') {
+      size_t close = rest.find(']');
+      m_host = rest.substr(1, close - 1);
+      literal = rest.substr(0, close + 1);
+      port_colon = close + 1 < rest.size() ? close + 1 : std::string::npos;
     } else {
-      m_host = rest;
-      m_port = m_scheme == "https" ? 443 : 80;
+      port_colon = rest.rfind(':');
+      m_host = rest.substr(0, port_colon);
+      literal = m_host;
     }
+    m_port = port_colon != std::string::npos ? std::stoi(rest.substr(port_colon + 1))
+                                             : (m_scheme == "https" ? 443 : 80);
     bool default_port = (m_scheme == "https" && m_port == 443) || (m_scheme == "http" && m_port == 80);
-    std::string host = options.addressing == S3Options::Addressing::virtual_host ? options.bucket + "." + m_host
-                                                                                  : m_host;
+    std::string host = options.addressing == S3Options::Addressing::virtual_host ? options.bucket + "." + literal
+                                                                                  : literal;
     m_host_header = default_port ? host : host + ":" + std::to_string(m_port);
     m_base_url = m_scheme + "://" + m_host_header;
     m_credentials = {options.access_key_id, options.secret_access_key, options.session_token};
@@ -427,8 +434,8 @@ public:
       }
       return response;
     }
-    return fail(ErrorCode::io_error, "S3 " + call.method + " " + call.object + " on " + m_base_url
-                                       + " failed: " + last_error);
+    return fail(ErrorCode::storage_unavailable, "S3 " + call.method + " " + call.object + " on " + m_base_url
+                                                  + " failed: " + last_error);
   }
 
   std::string
@@ -451,7 +458,9 @@ public:
   }
 
   // Maps an unexpected answer to an Error: 404 NoSuchKey/NoSuchUpload -> not_found;
-  // anything else -> io_error naming the S3 code and message.
+  // refused credentials or permissions -> storage_denied; a missing bucket or a
+  // server error left after the retries -> storage_unavailable; anything else ->
+  // io_error. Every message names the S3 code and message.
   Error
   error_of(const S3Call& call, const S3Response& response) const
   {
@@ -465,14 +474,21 @@ public:
       text += " (" + message + ")";
     }
     if (code == "NoSuchBucket") {
-      return make_error(ErrorCode::io_error, "S3 bucket '" + m_options.bucket + "' does not exist (NoSuchBucket)");
+      return make_error(ErrorCode::storage_unavailable,
+                        "S3 bucket '" + m_options.bucket + "' does not exist (NoSuchBucket)");
     }
     if (response.status == 404 || code == "NoSuchKey" || code == "NoSuchUpload") {
       return make_error(ErrorCode::not_found, text);
     }
     if (code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId") {
-      return make_error(ErrorCode::io_error, text + ": authentication failed, check access_key_id and "
-                                                    "secret_access_key");
+      return make_error(ErrorCode::storage_denied, text + ": authentication failed, check access_key_id and "
+                                                          "secret_access_key");
+    }
+    if (response.status == 403) {
+      return make_error(ErrorCode::storage_denied, text);
+    }
+    if (response.status >= 500) {
+      return make_error(ErrorCode::storage_unavailable, text);
     }
     return make_error(ErrorCode::io_error, text);
   }
@@ -1200,12 +1216,27 @@ S3Options::from_settings(const std::map<std::string, std::string>& settings)
     } else if (rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos) {
       problems.push_back("endpoint '" + *endpoint + "' must be scheme://host[:port] with no path, query or user");
     } else {
-      size_t colon = rest.rfind(':');
-      if (colon != std::string::npos) {
-        auto port = rest.substr(colon + 1);
-        bool digits = !port.empty() && port.size() <= 5
+      // host[:port] or [IPv6 address][:port]
+      size_t host_end = 0;
+      bool host_ok = true;
+      if (rest.front() == '[') {
+        host_end = rest.find(']');
+        host_ok = host_end != std::string::npos && host_end > 1
+                  && std::all_of(rest.begin() + 1, rest.begin() + static_cast<long>(host_end), [](unsigned char c) {
+                       return std::isxdigit(c) || c == ':' || c == '.';
+                     });
+        host_end = host_ok ? host_end + 1 : rest.size();
+      } else {
+        host_end = std::min(rest.find(':'), rest.size());
+        host_ok = host_end > 0 && rest.find(':', host_end + 1) == std::string::npos;
+      }
+      if (!host_ok) {
+        problems.push_back("endpoint '" + *endpoint + "' has no valid host (an IPv6 address goes in brackets)");
+      } else if (host_end < rest.size()) {
+        auto port = rest.substr(host_end + 1);
+        bool digits = rest[host_end] == ':' && !port.empty() && port.size() <= 5
                       && std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); });
-        if (!digits || std::stoi(port) == 0 || std::stoi(port) > 65535 || colon == 0) {
+        if (!digits || std::stoi(port) == 0 || std::stoi(port) > 65535) {
           problems.push_back("endpoint '" + *endpoint + "' has an invalid port");
         }
       }

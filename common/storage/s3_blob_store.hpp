@@ -112,6 +112,12 @@ public:
   {
     return false;
   }
+  // Every upload commits to blobs/<upload id>.
+  bool
+  commit_keys_are_unique() const override
+  {
+    return true;
+  }
   Result<void> save_upload_state(const std::string& id, std::string_view state) override;
   Result<std::optional<std::string>> load_upload_state(const std::string& id) override;
   Result<void> sync_upload(const std::string& id) override;

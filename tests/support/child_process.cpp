@@ -138,10 +138,8 @@ run_cli(const fs::path& data_dir, const std::vector<std::string>& args, const st
   return run_command(registryctl_bin(), full, 120, input);
 }
 
-namespace {
-
 sockaddr_in
-loopback(int port)
+loopback_address(int port)
 {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -150,6 +148,8 @@ loopback(int port)
   return addr;
 }
 
+namespace {
+
 bool
 accepts_connections(int port)
 {
@@ -157,7 +157,7 @@ accepts_connections(int port)
   if (fd < 0) {
     return false;
   }
-  sockaddr_in addr = loopback(port);
+  sockaddr_in addr = loopback_address(port);
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
   return ok;
@@ -170,7 +170,7 @@ free_loopback_port()
 {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
-  sockaddr_in addr = loopback(0);
+  sockaddr_in addr = loopback_address(0);
   REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   socklen_t len = sizeof addr;
   REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);

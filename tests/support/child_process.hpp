@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <netinet/in.h>
 #include <sys/types.h>
 
 namespace registry::test {
@@ -34,6 +35,9 @@ int run_and_kill(const std::string& program, const std::vector<std::string>& arg
 // Runs registryctl with `--data <data_dir>` followed by `args`.
 CommandResult run_cli(const std::filesystem::path& data_dir, const std::vector<std::string>& args,
                       const std::string& input = {});
+
+// 127.0.0.1:`port` as a socket address.
+sockaddr_in loopback_address(int port);
 
 // A port on 127.0.0.1 that was free a moment ago (for servers that cannot
 // report the port they bound, like nginx).

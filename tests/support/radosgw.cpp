@@ -46,8 +46,9 @@ public:
         values[line.substr(0, eq)] = line.substr(eq + 1);
       }
     }
-    m_endpoint = {values["endpoint"], values["region"], values["bucket"], values["access_key_id"],
-                  values["secret_access_key"]};
+    m_endpoint = {values["endpoint"],          values["region"],        values["bucket"],
+                  values["access_key_id"],     values["secret_access_key"], values["ipv6_endpoint"],
+                  values["tls_endpoint"],      values["ca_file"]};
     if (m_endpoint.endpoint.empty()) {
       m_error = "radosgw.sh printed no endpoint: " + result.out;
       return;

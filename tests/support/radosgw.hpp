@@ -14,6 +14,9 @@ struct RadosgwEndpoint {
   std::string bucket;
   std::string access_key_id;
   std::string secret_access_key;
+  std::string ipv6_endpoint; // the same gateway: http://[::1]:PORT
+  std::string tls_endpoint;  // the same gateway: https://127.0.0.1:PORT
+  std::string ca_file;       // the TLS endpoint's self-signed certificate
 };
 
 // The shared server; starts it on the first call. Fails the current test (REQUIRE)

@@ -6,7 +6,10 @@
 #   radosgw.sh start DIR [WATCH_PID]   starts everything under DIR (created), creates
 #                                      the user and the bucket, prints KEY=VALUE lines:
 #                                      endpoint, region, bucket, access_key_id,
-#                                      secret_access_key. With WATCH_PID, a watchdog
+#                                      secret_access_key, and the same gateway on
+#                                      IPv6 (ipv6_endpoint, http://[::1]:PORT) and
+#                                      over TLS (tls_endpoint, https://127.0.0.1:PORT,
+#                                      with a throwaway certificate in ca_file). With WATCH_PID, a watchdog
 #                                      stops the daemons when that process exits.
 #   radosgw.sh stop DIR                stops radosgw, then the OSD, then the mon
 #                                      (SIGTERM, SIGKILL after 5 s). Idempotent.
@@ -55,12 +58,13 @@ stop_all() {
   stop_one mon
 }
 
-# A TCP port on 127.0.0.1, below the ephemeral range, that nothing listens on.
+# A TCP port below the ephemeral range that nothing listens on, on 127.0.0.1
+# and on ::1.
 free_port() {
   local port
   for _ in $(seq 200); do
     port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! (exec 3<>"/dev/tcp/::1/$port") 2>/dev/null; then
       echo "$port"
       return 0
     fi
@@ -91,7 +95,7 @@ start) ;;
 *) usage ;;
 esac
 
-for tool in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool curl; do
+for tool in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool curl openssl; do
   command -v "$tool" >/dev/null || { echo "radosgw.sh: $tool not installed (scripts/install-deps.sh --test)" >&2; exit 1; }
 done
 
@@ -99,6 +103,8 @@ mkdir -p "$D/mon" "$D/osd" "$D/run"
 mon_v2=$(free_port)
 mon_v1=$(free_port)
 rgw_port=$(free_port)
+rgw6_port=$(free_port)
+rgw_tls_port=$(free_port)
 fsid=$(cat /proc/sys/kernel/random/uuid)
 osd_uuid=$(cat /proc/sys/kernel/random/uuid)
 C="$D/ceph.conf"
@@ -143,7 +149,7 @@ bluestore cache size = 256M
 bluestore fsck on mkfs = false
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port endpoint=[::1]:$rgw6_port ssl_endpoint=127.0.0.1:$rgw_tls_port ssl_certificate=$D/tls.pem ssl_private_key=$D/tls.key
 rgw dns name = s3.localhost
 # SIGTERM otherwise waits about 6 s for in-flight requests; the data is throwaway.
 rgw exit timeout secs = 1
@@ -151,6 +157,8 @@ CONF
 
 run() { timeout 60 "$@" >>"$D/setup.log" 2>&1 || fail "failed: $*"; }
 
+run openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$D/tls.key" -out "$D/tls.pem"
 run monmaptool --create --addv a "[v2:127.0.0.1:$mon_v2,v1:127.0.0.1:$mon_v1]" --fsid "$fsid" "$D/monmap"
 run ceph-mon -c "$C" -i a --mkfs --monmap "$D/monmap"
 ceph-mon -c "$C" -i a -f </dev/null >>"$D/mon.out.log" 2>&1 &
@@ -202,4 +210,7 @@ region=$region
 bucket=$bucket
 access_key_id=$access_key
 secret_access_key=$secret_key
+ipv6_endpoint=http://[::1]:$rgw6_port
+tls_endpoint=https://127.0.0.1:$rgw_tls_port
+ca_file=$D/tls.pem
 OUT

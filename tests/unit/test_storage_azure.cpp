@@ -483,7 +483,7 @@ TEST_SUITE("azure")
       REQUIRE(!checked);
       CHECK_MESSAGE(checked.error().message.find("authentication failed (403") != std::string::npos,
                     checked.error().message);
-      CHECK(code_of(bad->stat_blob("blobs/sha256-00")) == ErrorCode::io_error);
+      CHECK(code_of(bad->stat_blob("blobs/sha256-00")) == ErrorCode::storage_denied);
     }
     SUBCASE("read-only SAS token: refused at the write step")
     {

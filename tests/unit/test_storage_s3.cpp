@@ -337,12 +337,12 @@ TEST_CASE("S3BlobStore retries 5xx on idempotent calls and maps S3 error codes")
   CHECK(puts == 3);
 
   auto missing = store->load_upload_state(util::random_uuid());
-  REQUIRE(code_of(missing) == ErrorCode::io_error);
+  REQUIRE(code_of(missing) == ErrorCode::storage_unavailable);
   CHECK(missing.error().message.find("InternalError") != std::string::npos);
   CHECK(gets == 4); // first try and three retries
 
   auto denied = store->remove_blob("blobs/sha256/" + std::string(64, 'b'));
-  REQUIRE(code_of(denied) == ErrorCode::io_error);
+  REQUIRE(code_of(denied) == ErrorCode::storage_denied);
   CHECK_MESSAGE(denied.error().message.find("AccessDenied (Access Denied)") != std::string::npos,
                 denied.error().message);
 
@@ -753,6 +753,74 @@ TEST_CASE("S3BlobStore: virtual-host addressing")
   REQUIRE_OK(url);
   REQUIRE(url->has_value());
   CHECK(url->value().rfind("http://" + options.bucket + ".s3.localhost:" + port + "/", 0) == 0);
+}
+
+TEST_CASE("S3BlobStore: TLS endpoints with a CA file, and IPv6 endpoints")
+{
+  TestDir dir;
+  const auto& server = registry::test::radosgw();
+  auto base = radosgw_options(dir);
+  // Upload in parts, read back, and fetch a presigned URL, all on `options`.
+  auto round_trip = [&](const S3Options& options, const std::string& url_prefix) {
+    auto store = open_store(options);
+    REQUIRE_OK(store->check());
+    std::string data = random_bytes(6 * k_mib, 41);
+    std::string id = util::random_uuid();
+    REQUIRE_OK(store->create_upload(id));
+    append(*store, id, data, 1 << 20);
+    std::string key = commit(*store, id, data);
+    CHECK(read_all(*store, key) == data);
+    auto url = store->redirect_url(key, std::chrono::seconds(60));
+    REQUIRE_OK(url);
+    REQUIRE(url->has_value());
+    CHECK(url->value().rfind(url_prefix, 0) == 0);
+    REQUIRE_OK(store->remove_blob(key));
+    return **url;
+  };
+
+  SUBCASE("https with the gateway's certificate in ca_file")
+  {
+    auto options = base;
+    options.endpoint = server.tls_endpoint;
+    options.ca_file = server.ca_file;
+    std::string url = round_trip(options, server.tls_endpoint + "/");
+    size_t path_start = url.find('/', url.find("://") + 3);
+    httplib::SSLClient client("127.0.0.1", std::stoi(server.tls_endpoint.substr(server.tls_endpoint.rfind(':') + 1)));
+    client.set_ca_cert_path(server.ca_file);
+    client.enable_server_certificate_verification(true);
+    auto res = client.Get(url.substr(path_start));
+    REQUIRE(res);
+    CHECK(res->status == 404); // removed above: the signature was accepted
+
+    auto untrusted = base;
+    untrusted.endpoint = server.tls_endpoint; // system CAs do not know the certificate
+    auto checked = open_store(untrusted)->check();
+    REQUIRE(!checked);
+    CHECK_MESSAGE(checked.error().message.find("TLS") != std::string::npos, checked.error().message);
+  }
+  SUBCASE("http://[::1]:PORT")
+  {
+    auto options = base;
+    options.endpoint = server.ipv6_endpoint;
+    std::string url = round_trip(options, server.ipv6_endpoint + "/");
+    auto res = fetch(url);
+    REQUIRE(res);
+    CHECK(res->status == 404);
+  }
+  SUBCASE("endpoint syntax")
+  {
+    auto settings = [](const std::string& endpoint) {
+      return S3Options::from_settings({{"endpoint", endpoint}, {"bucket", "abc"}, {"access_key_id", "a"},
+                                       {"secret_access_key", "b"}, {"spool_dir", "/tmp/x"}});
+    };
+    CHECK_OK(settings("http://[::1]:7480"));
+    CHECK_OK(settings("https://[2001:db8::5]"));
+    CHECK(code_of(settings("http://::1:7480")) == ErrorCode::invalid_argument);
+    CHECK(code_of(settings("http://[::1")) == ErrorCode::invalid_argument);
+    CHECK(code_of(settings("http://[::1]7480")) == ErrorCode::invalid_argument);
+    CHECK(code_of(settings("http://[::1]:")) == ErrorCode::invalid_argument);
+    CHECK(code_of(settings("http://[]:80")) == ErrorCode::invalid_argument);
+  }
 }
 
 TEST_CASE("S3BlobStore: many threads at once")
