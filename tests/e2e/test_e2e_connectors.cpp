@@ -497,15 +497,45 @@ one_layer_image(const Blob& layer)
   return PushedImage{manifest, sha256_digest(manifest), config, {layer}};
 }
 
-// A feed "hub" on a fresh server, pulling through `upstream`.
-std::unique_ptr<RegistryFixture>
-pulling_through(const MisbehavingUpstream& upstream)
-{
-  auto down = std::make_unique<RegistryFixture>(std::vector<std::string>{"--metrics-anonymous"});
-  REQUIRE(run_cli(down->data, {"feed", "create", "hub"}).exit_code == 0);
-  REQUIRE(run_cli(down->data, {"connector", "add", "hub", upstream.url()}).exit_code == 0);
-  return down;
-}
+enum class Tampered { no, yes };
+
+// A layer of `size` random bytes that only an upstream has, sent slowly (see
+// MisbehavingUpstream::gate), and a server whose feed "hub" pulls through it.
+struct SlowLayer {
+  std::string data;
+  Blob layer;
+  MisbehavingUpstream upstream;
+  std::unique_ptr<RegistryFixture> down;
+  std::string path; // of the layer, on `down`
+
+  SlowLayer(size_t size, unsigned seed, MisbehavingUpstream::Size announce, Tampered tampered = Tampered::no)
+    : data(random_bytes(size, seed)),
+      layer(make_blob(data)),
+      upstream(one_layer_image(layer), tampered == Tampered::yes ? layer.digest : ""),
+      path("/v2/hub/main/app/blobs/" + layer.digest)
+  {
+    upstream.gate(layer.digest, announce);
+    down = std::make_unique<RegistryFixture>(std::vector<std::string>{"--metrics-anonymous"});
+    REQUIRE(run_cli(down->data, {"feed", "create", "hub"}).exit_code == 0);
+    REQUIRE(run_cli(down->data, {"connector", "add", "hub", upstream.url()}).exit_code == 0);
+  }
+
+  // A GET now is served the whole layer, upstream having seen one GET, and the
+  // connector counted one fetch.
+  void
+  check_cached_after_one_fetch()
+  {
+    auto got = down->c().get(path);
+    REQUIRE(got);
+    CHECK(got->status == 200);
+    CHECK(got->body == data);
+    CHECK(upstream.requests("GET " + layer.digest) == 1);
+    auto metrics = down->c().get("/metrics");
+    REQUIRE(metrics);
+    CHECK(metric(metrics->body, "registryctl_connector_blob_fetches_total{connector=\"" + upstream.url() + "\"}")
+          == 1);
+  }
+};
 
 // One GET of a blob, read as it arrives; what it saw.
 struct StreamedGet {
@@ -570,68 +600,53 @@ TEST_SUITE("e2e")
 {
   TEST_CASE("connectors: an uncached layer streams to its first client while upstream still sends it")
   {
-    std::string data = random_bytes(16 << 20, 7);
-    Blob layer = make_blob(data);
-    MisbehavingUpstream upstream(one_layer_image(layer), "");
-    upstream.gate(layer.digest, MisbehavingUpstream::Size::announced);
-    auto down = pulling_through(upstream);
-    std::string path = "/v2/hub/main/app/blobs/" + layer.digest;
+    SlowLayer slow(16 << 20, 7, MisbehavingUpstream::Size::announced);
 
     // Upstream holds the second half back until the client has its first bytes.
     StreamedGet first;
-    std::thread client([&] { stream_get(down->server->port(), path, first); });
+    std::thread client([&] { stream_get(slow.down->server->port(), slow.path, first); });
     bool started = eventually([&] { return first.started.load(); });
-    int sent_when_started = upstream.sent(layer.digest);
+    int sent_when_started = slow.upstream.sent(slow.layer.digest);
     uint64_t received_when_started = first.received;
-    upstream.open_gate();
+    slow.upstream.open_gate();
     client.join();
     REQUIRE(started);
     CHECK(sent_when_started == 0);
-    CHECK(received_when_started <= data.size() / 2);
+    CHECK(received_when_started <= slow.data.size() / 2);
     CHECK(first.status == 200);
     CHECK(first.complete);
-    CHECK(first.content_length == std::to_string(data.size()));
-    CHECK(first.received == data.size());
-    CHECK(first.digest == layer.digest);
-    CHECK(upstream.requests("GET " + layer.digest) == 1);
+    CHECK(first.content_length == std::to_string(slow.data.size()));
+    CHECK(first.received == slow.data.size());
+    CHECK(first.digest == slow.layer.digest);
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
     MESSAGE("16 MiB layer: first byte after " << first.first_byte_seconds << " s, whole body after "
                                               << first.total_seconds << " s");
 
     // Cached: the next client is served locally.
-    auto again = down->c().get(path);
-    REQUIRE(again);
-    CHECK(again->status == 200);
-    CHECK(again->body == data);
-    CHECK(upstream.requests("GET " + layer.digest) == 1);
-    auto metrics = down->c().get("/metrics");
+    slow.check_cached_after_one_fetch();
+    auto metrics = slow.down->c().get("/metrics");
     REQUIRE(metrics);
-    std::string labels = "{connector=\"" + upstream.url() + "\"}";
-    CHECK(metric(metrics->body, "registryctl_connector_blob_fetches_total" + labels) == 1);
-    CHECK(metric(metrics->body, "registryctl_connector_blob_bytes_total" + labels) == static_cast<long>(data.size()));
-    CHECK(std::filesystem::is_empty(down->data / "fetching"));
+    std::string labels = "{connector=\"" + slow.upstream.url() + "\"}";
+    CHECK(metric(metrics->body, "registryctl_connector_blob_bytes_total" + labels) == static_cast<long>(slow.data.size()));
+    CHECK(std::filesystem::is_empty(slow.down->data / "fetching"));
   }
 
   TEST_CASE("connectors: concurrent clients of an uncached layer share one upstream fetch and all stream it")
   {
-    std::string data = random_bytes(8 << 20, 11);
-    Blob layer = make_blob(data);
-    MisbehavingUpstream upstream(one_layer_image(layer), "");
-    upstream.gate(layer.digest, MisbehavingUpstream::Size::chunked);
-    auto down = pulling_through(upstream);
-    std::string path = "/v2/hub/main/app/blobs/" + layer.digest;
+    SlowLayer slow(8 << 20, 11, MisbehavingUpstream::Size::chunked);
 
     constexpr int k_clients = 10;
     std::vector<StreamedGet> gets(k_clients);
     std::vector<std::thread> clients;
     for (auto& get : gets) {
-      clients.emplace_back([&] { stream_get(down->server->port(), path, get); });
+      clients.emplace_back([&] { stream_get(slow.down->server->port(), slow.path, get); });
     }
     // Every client has bytes while upstream is still held mid-body.
     bool all_started = eventually([&] {
       return std::all_of(gets.begin(), gets.end(), [](const StreamedGet& g) { return g.started.load(); });
     });
-    int sent_when_started = upstream.sent(layer.digest);
-    upstream.open_gate();
+    int sent_when_started = slow.upstream.sent(slow.layer.digest);
+    slow.upstream.open_gate();
     for (auto& t : clients) {
       t.join();
     }
@@ -641,74 +656,56 @@ TEST_SUITE("e2e")
       CHECK(get.status == 200);
       CHECK(get.complete);
       CHECK(get.content_length.empty()); // upstream announced no size: chunked
-      CHECK(get.digest == layer.digest);
+      CHECK(get.digest == slow.layer.digest);
     }
-    CHECK(upstream.requests("GET " + layer.digest) == 1);
-    CHECK(down->c().get(path)->body == data);
-    CHECK(upstream.requests("GET " + layer.digest) == 1);
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
+    CHECK(slow.down->c().get(slow.path)->body == slow.data);
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
   }
 
   TEST_CASE("connectors: wrong bytes from upstream cut the streamed response off and cache nothing")
   {
-    std::string data = random_bytes(8 << 20, 13);
-    Blob layer = make_blob(data);
-    MisbehavingUpstream upstream(one_layer_image(layer), layer.digest); // last byte changed
-    upstream.gate(layer.digest, MisbehavingUpstream::Size::announced);
-    auto down = pulling_through(upstream);
-    std::string path = "/v2/hub/main/app/blobs/" + layer.digest;
+    SlowLayer slow(8 << 20, 13, MisbehavingUpstream::Size::announced, Tampered::yes); // last byte changed
 
     StreamedGet got;
-    std::thread client([&] { stream_get(down->server->port(), path, got); });
+    std::thread client([&] { stream_get(slow.down->server->port(), slow.path, got); });
     bool started = eventually([&] { return got.started.load(); });
-    upstream.open_gate();
+    slow.upstream.open_gate();
     client.join();
     REQUIRE(started); // the response was under way when the mismatch showed
     CHECK(got.status == 200);
-    CHECK(got.content_length == std::to_string(data.size()));
+    CHECK(got.content_length == std::to_string(slow.data.size()));
     CHECK_FALSE(got.complete);
-    CHECK(got.received < data.size());
-    CHECK(upstream.requests("GET " + layer.digest) == 1);
+    CHECK(got.received < slow.data.size());
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
 
     // Nothing was cached: the next request asks upstream again (and fails again).
-    auto head = down->c().head(path);
+    auto head = slow.down->c().head(slow.path);
     REQUIRE(head);
     CHECK(head->status == 500);
-    CHECK(upstream.requests("GET " + layer.digest) == 2);
-    std::string hex = layer.digest.substr(7);
-    CHECK_FALSE(std::filesystem::exists(down->data / "store" / "blobs" / "sha256" / hex.substr(0, 2) / hex));
-    CHECK(run_cli(down->data, {"upload", "list"}).out.find("hub/main/app") == std::string::npos);
-    CHECK(std::filesystem::is_empty(down->data / "fetching"));
-    auto fsck = run_cli(down->data, {"fsck", "-o", "json"});
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 2);
+    std::string hex = slow.layer.digest.substr(7);
+    CHECK_FALSE(std::filesystem::exists(slow.down->data / "store" / "blobs" / "sha256" / hex.substr(0, 2) / hex));
+    CHECK(run_cli(slow.down->data, {"upload", "list"}).out.find("hub/main/app") == std::string::npos);
+    CHECK(std::filesystem::is_empty(slow.down->data / "fetching"));
+    auto fsck = run_cli(slow.down->data, {"fsck", "-o", "json"});
     CHECK_MESSAGE(fsck.exit_code == 0, fsck.out << fsck.err);
     CHECK(nlohmann::json::parse(fsck.out)["clean"] == true);
   }
 
   TEST_CASE("connectors: a fetch outlives the client that started it")
   {
-    std::string data = random_bytes(8 << 20, 17);
-    Blob layer = make_blob(data);
-    MisbehavingUpstream upstream(one_layer_image(layer), "");
-    upstream.gate(layer.digest, MisbehavingUpstream::Size::announced);
-    auto down = pulling_through(upstream);
-    std::string path = "/v2/hub/main/app/blobs/" + layer.digest;
+    SlowLayer slow(8 << 20, 17, MisbehavingUpstream::Size::announced);
 
     // The first client hangs up after its first bytes, upstream still mid-body.
     StreamedGet quitter;
-    stream_get(down->server->port(), path, quitter, 1);
+    stream_get(slow.down->server->port(), slow.path, quitter, 1);
     CHECK(quitter.started);
     CHECK_FALSE(quitter.complete);
-    CHECK(upstream.sent(layer.digest) == 0);
-    upstream.open_gate();
+    CHECK(slow.upstream.sent(slow.layer.digest) == 0);
+    slow.upstream.open_gate();
     // The fetch went on: the blob arrives once, and is then served from the store.
-    CHECK(eventually([&] { return upstream.sent(layer.digest) == 1; }));
-    auto later = down->c().get(path);
-    REQUIRE(later);
-    CHECK(later->status == 200);
-    CHECK(later->body == data);
-    CHECK(upstream.requests("GET " + layer.digest) == 1);
-    auto metrics = down->c().get("/metrics");
-    REQUIRE(metrics);
-    CHECK(metric(metrics->body, "registryctl_connector_blob_fetches_total{connector=\"" + upstream.url() + "\"}")
-          == 1);
+    CHECK(eventually([&] { return slow.upstream.sent(slow.layer.digest) == 1; }));
+    slow.check_cached_after_one_fetch();
   }
 }
