@@ -187,18 +187,24 @@ Registry::stat_blob(std::string_view repository, std::string_view digest)
 }
 
 Result<OpenBlob>
-Registry::open_blob(std::string_view repository, std::string_view digest, bool may_redirect)
+Registry::open_blob(std::string_view repository, std::string_view digest, OpenFor purpose)
 {
   REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
+  if (purpose == OpenFor::serving) {
+    REGISTRY_TRY_ASSIGN(auto arriving, arriving_blob(repository, parsed));
+    if (arriving) {
+      return std::move(*arriving);
+    }
+  }
   REGISTRY_TRY_ASSIGN(auto blob, linked_blob(repository, parsed));
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob.store_id));
-  if (may_redirect) {
+  if (purpose == OpenFor::serving) {
     auto url = blob_store->redirect_url(blob.object_key, k_blob_redirect_lifetime);
     if (!url) {
       util::log_warn("blob " + parsed.str() + ": no redirect URL, serving it directly: "
                      + url.error().message);
     } else if (*url) {
-      return OpenBlob{BlobInfo{parsed, blob.size}, nullptr, std::move(**url)};
+      return OpenBlob{BlobInfo{parsed, blob.size}, nullptr, std::move(**url), nullptr, true};
     }
   }
   auto reader = blob_store->open_blob(blob.object_key);
@@ -212,7 +218,7 @@ Registry::open_blob(std::string_view repository, std::string_view digest, bool m
                     + reader.error().message);
     return fail(ErrorCode::io_error, "blob data unavailable", parsed.str());
   }
-  return OpenBlob{BlobInfo{parsed, blob.size}, std::move(reader).value(), {}};
+  return OpenBlob{BlobInfo{parsed, blob.size}, std::move(reader).value(), {}, nullptr, true};
 }
 
 Result<void>

@@ -9,6 +9,8 @@
 #include "common/util/log.hpp"
 
 #include <algorithm>
+#include <system_error>
+#include <thread>
 
 namespace registry::service {
 
@@ -167,43 +169,102 @@ Registry::revalidate(const ResolvedRepository& repo, const oci::ManifestReferenc
   return std::move(**fetched);
 }
 
+Result<std::optional<OpenBlob>>
+Registry::arriving_blob(std::string_view repository, const oci::Digest& digest)
+{
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  if (repo.row) {
+    REGISTRY_TRY_ASSIGN(auto linked, m_metadata->find_linked_blob(repo.row->id, digest.str()));
+    if (linked) {
+      return std::optional<OpenBlob>();
+    }
+  }
+  REGISTRY_TRY_ASSIGN(auto fetch, join_fetch(repo, digest));
+  if (!fetch) {
+    return std::optional<OpenBlob>();
+  }
+  auto progress = fetch->wait_streamable();
+  switch (progress.state) {
+  case BlobFetch::State::committed:
+    return std::optional<OpenBlob>();
+  case BlobFetch::State::absent:
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", digest.str());
+  case BlobFetch::State::failed:
+    return fail(progress.error);
+  case BlobFetch::State::running:
+    break;
+  }
+  OpenBlob streaming{BlobInfo{digest, progress.size.value_or(0)}, nullptr, {}, std::move(fetch),
+                     progress.size.has_value()};
+  return std::optional<OpenBlob>(std::move(streaming));
+}
+
 Result<bool>
 Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
 {
-  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
-  if (connectors.empty()) {
+  REGISTRY_TRY_ASSIGN(auto fetch, join_fetch(repo, digest));
+  if (!fetch) {
     return false;
   }
-  // One fetch per blob: later requests wait on the first one's mutex. The
-  // slot leaves the map with its last user, on every path out.
-  struct FetchSlot {
-    Registry& registry;
-    std::string key;
-    std::shared_ptr<std::mutex> mutex;
-    ~FetchSlot()
-    {
-      std::lock_guard lock(registry.m_fetch_mutex);
-      if (mutex.use_count() == 1) {
-        registry.m_fetching.erase(key);
-      }
-    }
-  } slot{*this, repo.full + "@" + digest.str(), nullptr};
-  {
-    std::lock_guard lock(m_fetch_mutex);
-    auto& entry = m_fetching[slot.key];
-    slot.mutex = entry.lock();
-    if (!slot.mutex) {
-      slot.mutex = std::make_shared<std::mutex>();
-      entry = slot.mutex;
-    }
+  auto progress = fetch->wait_finished();
+  if (progress.state == BlobFetch::State::failed) {
+    return fail(progress.error);
   }
-  std::lock_guard fetching(*slot.mutex);
-  // Another request may have fetched it while this one waited.
-  REGISTRY_TRY_ASSIGN(auto current, resolve(repo.full));
-  if (current.row) {
-    REGISTRY_TRY_ASSIGN(auto linked, m_metadata->find_linked_blob(current.row->id, digest.str()));
-    if (linked) {
-      return true;
+  return progress.state == BlobFetch::State::committed;
+}
+
+Result<std::shared_ptr<BlobFetch>>
+Registry::join_fetch(const ResolvedRepository& repo, const oci::Digest& digest)
+{
+  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
+  if (connectors.empty()) {
+    return std::shared_ptr<BlobFetch>();
+  }
+  std::string key = repo.full + "@" + digest.str();
+  std::lock_guard lock(m_fetch_mutex);
+  if (auto it = m_fetching.find(key); it != m_fetching.end()) {
+    return it->second;
+  }
+  if (m_closing) {
+    return fail(ErrorCode::io_error, "the registry is shutting down", digest.str());
+  }
+  REGISTRY_TRY_ASSIGN(auto fetch, BlobFetch::create(m_data_dir / "fetching"));
+  // The thread owns copies of everything it uses but this Registry, whose
+  // destructor waits for it.
+  try {
+    std::thread([this, repo, digest, connectors = std::move(connectors), fetch] {
+      run_fetch(repo, digest, connectors, *fetch);
+      std::lock_guard done(m_fetch_mutex);
+      --m_fetch_threads;
+      m_fetch_ended.notify_all();
+    }).detach();
+  } catch (const std::system_error& e) {
+    return fail(ErrorCode::internal, std::string("cannot start a fetch: ") + e.what(), digest.str());
+  }
+  ++m_fetch_threads;
+  m_fetching[key] = fetch;
+  return fetch;
+}
+
+void
+Registry::run_fetch(const ResolvedRepository& repo, const oci::Digest& digest,
+                    const std::vector<metadata::ConnectorRow>& connectors, BlobFetch& fetch)
+{
+  // The fetch leaves the map before it says how it ended: a request that
+  // learns of a failure and asks again starts a new fetch.
+  auto finish = [&](BlobFetch::State state, Error error = {}) {
+    {
+      std::lock_guard lock(m_fetch_mutex);
+      m_fetching.erase(repo.full + "@" + digest.str());
+    }
+    fetch.finish(state, std::move(error));
+  };
+  // An earlier fetch may have stored it between the caller's look and now.
+  auto current = resolve(repo.full);
+  if (current && current->row) {
+    auto linked = m_metadata->find_linked_blob(current->row->id, digest.str());
+    if (linked && *linked) {
+      return finish(BlobFetch::State::committed);
     }
   }
   std::optional<Error> failure;
@@ -212,39 +273,66 @@ Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
     if (!client) {
       continue;
     }
-    REGISTRY_TRY_ASSIGN(auto upload, start_upload(repo.full));
+    if (!fetch.restart()) {
+      break; // readers have bytes from the previous upstream: only that one counted
+    }
+    auto upload = start_upload(repo.full);
+    if (!upload) {
+      failure = upload.error();
+      break;
+    }
     Result<bool> fetched = false;
+    std::optional<Error> spool_error;
     ByteSource body = [&](const storage::ByteSink& sink) {
-      fetched = client->fetch_blob(client->upstream_name(repo.name.path), digest.str(), sink);
-      return fetched && *fetched;
+      fetched = client->fetch_blob(
+        client->upstream_name(repo.name.path), digest.str(),
+        [&](const char* data, size_t n) {
+          if (m_closing || !sink(data, n)) {
+            return false;
+          }
+          if (auto spooled = fetch.append(data, n); !spooled) {
+            spool_error = spooled.error();
+            return false;
+          }
+          return true;
+        },
+        [&](std::optional<uint64_t> size) { fetch.announce(size); });
+      return fetched && *fetched && !spool_error && !m_closing;
     };
-    auto appended = append_upload(repo.full, upload.id, std::nullopt, body);
+    auto appended = append_upload(repo.full, upload->id, std::nullopt, body);
+    std::optional<Error> error;
     if (appended && fetched && *fetched) {
-      auto completed = complete_upload(repo.full, upload.id, digest.str(), nullptr);
+      auto completed = complete_upload(repo.full, upload->id, digest.str(), nullptr);
       if (completed) {
         count_connector(connector.url, &ConnectorActivity::blob_fetches);
         count_connector(connector.url, &ConnectorActivity::blob_bytes, completed->size);
-        return true;
+        return finish(BlobFetch::State::committed);
       }
-      failure = completed.error(); // digest mismatch: the upload is discarded
+      error = completed.error(); // digest mismatch: the upload is discarded
     } else {
-      (void)cancel_upload(repo.full, upload.id);
-      if (!fetched) {
-        failure = fetched.error();
+      (void)cancel_upload(repo.full, upload->id);
+      if (spool_error) {
+        error = spool_error;
+      } else if (m_closing) {
+        error = make_error(ErrorCode::io_error, "the registry is shutting down");
+      } else if (!fetched) {
+        error = fetched.error();
       } else if (!appended && *fetched) {
-        failure = appended.error();
+        error = appended.error();
       }
     }
-    if (failure) {
+    if (error) {
       count_connector(connector.url, &ConnectorActivity::upstream_failures);
       util::log_warn("connector " + connector.url + ": " + repo.full + "@" + digest.str() + ": "
-                     + failure->message);
+                     + error->message);
+      failure = std::move(error);
     }
   }
   if (failure) {
-    return fail(ErrorCode::io_error, "upstream unavailable: " + failure->message, digest.str());
+    return finish(BlobFetch::State::failed,
+                  make_error(ErrorCode::io_error, "upstream unavailable: " + failure->message, digest.str()));
   }
-  return false;
+  finish(BlobFetch::State::absent);
 }
 
 } // namespace registry::service

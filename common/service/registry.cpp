@@ -11,7 +11,13 @@ namespace registry::service {
 
 namespace fs = std::filesystem;
 
-Registry::~Registry() = default;
+Registry::~Registry()
+{
+  // Fetching threads use this object: stop them and wait until they are gone.
+  std::unique_lock lock(m_fetch_mutex);
+  m_closing = true;
+  m_fetch_ended.wait(lock, [&] { return m_fetch_threads == 0; });
+}
 
 Result<std::unique_ptr<Registry>>
 Registry::open(const fs::path& data_dir, std::shared_ptr<const util::Clock> clock)

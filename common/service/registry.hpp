@@ -17,6 +17,7 @@
 
 #include "common/metadata/metadata.hpp"
 #include "common/service/accounts.hpp"
+#include "common/service/blob_fetch.hpp"
 #include "common/service/tokens.hpp"
 #include "common/oci/digest.hpp"
 #include "common/oci/manifest.hpp"
@@ -26,7 +27,9 @@
 #include "common/storage/store_factory.hpp"
 #include "common/util/clock.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -53,9 +56,20 @@ struct BlobInfo {
 };
 
 struct OpenBlob {
-  BlobInfo info;
-  std::unique_ptr<storage::BlobReader> reader; // null when redirect_url is set
+  BlobInfo info; // info.size is 0 when size_known is false
+  std::unique_ptr<storage::BlobReader> reader; // null when redirect_url or fetch is set
   std::string redirect_url;                    // the store serves the bytes itself
+  // Set when the blob is still arriving from an upstream: read it in order
+  // through BlobFetch::read_at(). Its last bytes come only once it is verified;
+  // a read error means the upstream failed or sent the wrong bytes.
+  std::shared_ptr<BlobFetch> fetch;
+  bool size_known = true; // false when the upstream announced no size
+};
+
+// What open_blob() may answer with besides a reader of the stored bytes.
+enum class OpenFor {
+  reading, // a reader; a blob missing on a feed with connectors is fetched first
+  serving, // also a redirect URL to the store, or a blob still being fetched
 };
 
 // How long a client may use a redirect to an object store (a presigned S3 URL,
@@ -193,10 +207,13 @@ public:
   // blob_unknown unless `digest` is linked to the repository. Refreshes the
   // blob's use time (gc grace).
   Result<BlobInfo> stat_blob(std::string_view repository, std::string_view digest);
-  // With `may_redirect`, a store that can serve the blob to the client directly
-  // gives a URL instead of a reader.
+  // For OpenFor::serving, a store that can serve the blob to the client directly
+  // gives a URL instead of a reader, and a blob missing on a feed with
+  // connectors is answered as soon as its first bytes arrive from upstream
+  // (OpenBlob::fetch). blob_unknown when no upstream has it either, io_error
+  // when fetching failed before any byte could be served.
   Result<OpenBlob> open_blob(std::string_view repository, std::string_view digest,
-                             bool may_redirect = false);
+                             OpenFor purpose = OpenFor::reading);
   // Unlinks the blob from the repository. blob_unknown when not linked.
   Result<void> delete_blob(std::string_view repository, std::string_view digest);
 
@@ -310,7 +327,21 @@ private:
   // Pull-through (connectors.cpp): nullopt / false when no connector has it.
   Result<std::optional<metadata::ManifestRow>> pull_manifest(const ResolvedRepository& repo,
                                                              const oci::ManifestReference& ref, bool with_bytes);
+  // A blob not yet in `repository` but on its way from upstream, as soon as
+  // readers may start (OpenBlob::fetch); nullopt when it is stored (now, or by
+  // the fetch) or the feed has no connectors. blob_unknown when no upstream has
+  // it, io_error when the fetch failed.
+  Result<std::optional<OpenBlob>> arriving_blob(std::string_view repository, const oci::Digest& digest);
+  // Waits for the blob's fetch (joined or started) to end.
   Result<bool> pull_blob(const ResolvedRepository& repo, const oci::Digest& digest);
+  // The fetch of `digest` into `repo` under way, or a new one started on its
+  // own thread: one per blob and repository, whoever asks. nullptr when the
+  // feed has no connectors.
+  Result<std::shared_ptr<BlobFetch>> join_fetch(const ResolvedRepository& repo, const oci::Digest& digest);
+  // The fetching thread's work: each connector in turn, into an upload and the
+  // fetch's spool, until one has the blob.
+  void run_fetch(const ResolvedRepository& repo, const oci::Digest& digest,
+                 const std::vector<metadata::ConnectorRow>& connectors, BlobFetch& fetch);
   // A cached tag older than its connector's TTL: HEAD upstream, refetch when
   // the digest moved. Upstream failures serve the cached copy.
   Result<metadata::ManifestRow> revalidate(const ResolvedRepository& repo, const oci::ManifestReference& ref,
@@ -337,9 +368,14 @@ private:
   // (their token caches outlive single requests).
   std::mutex m_upstream_mutex;
   std::map<int64_t, std::pair<std::string, std::shared_ptr<upstream::UpstreamClient>>> m_upstreams;
-  // One fetch per blob at a time: concurrent misses wait for the first one.
+  // One fetch per blob and repository at a time, by "repository@digest"; a
+  // fetch leaves the map when it ends. The destructor stops the fetching
+  // threads (m_closing) and waits for them (m_fetch_threads).
   std::mutex m_fetch_mutex;
-  std::map<std::string, std::weak_ptr<std::mutex>> m_fetching;
+  std::condition_variable m_fetch_ended;
+  std::map<std::string, std::shared_ptr<BlobFetch>> m_fetching;
+  size_t m_fetch_threads = 0;
+  std::atomic<bool> m_closing{false};
   void count_connector(const std::string& url, uint64_t ConnectorActivity::*field, uint64_t n = 1);
   mutable std::mutex m_activity_mutex;
   std::map<std::string, ConnectorActivity> m_activity;

@@ -217,7 +217,8 @@ struct UpstreamClient::Impl {
   // of a 200 goes to `sink` when given, else into the response.
   Result<httplib::Response>
   get(const std::string& path, const std::string& scope, httplib::Headers extra,
-      const std::function<bool(const char*, size_t)>* sink, bool head = false)
+      const std::function<bool(const char*, size_t)>* sink, bool head = false,
+      const std::function<void(const httplib::Response&)>& on_ok = {})
   {
     REGISTRY_TRY(check_backoff());
     auto client = make_client(base);
@@ -235,6 +236,9 @@ struct UpstreamClient::Impl {
               path.c_str(), headers,
               [&](const httplib::Response& r) {
                 status = r.status;
+                if (status == 200 && on_ok) {
+                  on_ok(r);
+                }
                 return true;
               },
               [&](const char* data, size_t size) { return status != 200 || (*sink)(data, size); });
@@ -339,10 +343,24 @@ UpstreamClient::head_manifest(const std::string& name, const std::string& refere
 
 Result<bool>
 UpstreamClient::fetch_blob(const std::string& name, const std::string& digest,
-                           const std::function<bool(const char*, size_t)>& sink)
+                           const std::function<bool(const char*, size_t)>& sink,
+                           const std::function<void(std::optional<uint64_t>)>& on_size)
 {
-  REGISTRY_TRY_ASSIGN(auto res,
-                      m_impl->get("/v2/" + name + "/blobs/" + digest, "repository:" + name + ":pull", {}, &sink));
+  auto announced = [&](const httplib::Response& r) {
+    if (!on_size) {
+      return;
+    }
+    // A length of encoded bytes says nothing about the blob's own size.
+    std::string encoding = r.get_header_value("Content-Encoding");
+    std::optional<uint64_t> size;
+    if (r.has_header("Content-Length") && (encoding.empty() || encoding == "identity")) {
+      size = util::parse_uint(r.get_header_value("Content-Length"));
+    }
+    on_size(size);
+  };
+  // Layers are compressed already; ask for the bytes the digest names.
+  REGISTRY_TRY_ASSIGN(auto res, m_impl->get("/v2/" + name + "/blobs/" + digest, "repository:" + name + ":pull",
+                                            {{"Accept-Encoding", "identity"}}, &sink, false, announced));
   if (res.status == 404) {
     return false;
   }

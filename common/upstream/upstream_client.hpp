@@ -49,9 +49,12 @@ public:
   Result<std::optional<std::string>> head_manifest(const std::string& name, const std::string& reference);
 
   // Streams the blob to `sink` (which may stop it by returning false). false
-  // when upstream does not have it; errors as above.
+  // when upstream does not have it; errors as above. `on_size`, when given, is
+  // called once the upstream answered 200, before the first byte, with the size
+  // it announced (Content-Length; nullopt when it sent none).
   Result<bool> fetch_blob(const std::string& name, const std::string& digest,
-                          const std::function<bool(const char*, size_t)>& sink);
+                          const std::function<bool(const char*, size_t)>& sink,
+                          const std::function<void(std::optional<uint64_t>)>& on_size = {});
 
   const std::string&
   url() const

@@ -118,6 +118,49 @@ parse_byte_range(const std::string& header, uint64_t size)
   return r;
 }
 
+// A blob still arriving from upstream: the whole of it (a Range is ignored, as
+// RFC 9110 allows), as fast as the fetch releases it. Content-Length when the
+// upstream announced one, else chunked. A failed fetch ends the response
+// without completing it, so the client never mistakes it for the blob.
+void
+stream_arriving_blob(RequestContext& ctx, const service::OpenBlob& blob)
+{
+  ctx.res.status = 200;
+  ctx.res.set_header("Docker-Content-Digest", blob.info.digest.str());
+  ctx.res.set_header("ETag", "\"" + blob.info.digest.str() + "\"");
+  std::shared_ptr<service::BlobFetch> fetch = blob.fetch;
+  auto buffer = std::make_shared<std::string>();
+  auto pull = [fetch, buffer](size_t offset, size_t want, httplib::DataSink& sink) -> std::optional<size_t> {
+    if (buffer->empty()) {
+      buffer->resize(k_read_chunk);
+    }
+    auto n = fetch->read_at(offset, buffer->data(), std::min(want, buffer->size()));
+    if (!n) {
+      return std::nullopt; // the fetcher logged why
+    }
+    if (*n > 0 && !sink.write(buffer->data(), *n)) {
+      return std::nullopt;
+    }
+    return *n;
+  };
+  if (blob.size_known) {
+    ctx.res.set_content_provider(static_cast<size_t>(blob.info.size), "application/octet-stream",
+                                 [pull](size_t offset, size_t want, httplib::DataSink& sink) {
+                                   auto n = pull(offset, want, sink);
+                                   return n && *n > 0; // a short blob closes the connection
+                                 });
+    return;
+  }
+  ctx.res.set_chunked_content_provider("application/octet-stream",
+                                       [pull](size_t offset, httplib::DataSink& sink) {
+                                         auto n = pull(offset, k_read_chunk, sink);
+                                         if (n && *n == 0) {
+                                           sink.done();
+                                         }
+                                         return n.has_value();
+                                       });
+}
+
 } // namespace
 
 void
@@ -136,9 +179,15 @@ get_blob(RequestContext& ctx)
     ctx.res.set_header("ETag", "\"" + info->digest.str() + "\"");
     return;
   }
-  auto blob = ctx.registry.open_blob(ctx.route.name, ctx.route.reference, true);
+  auto blob = ctx.registry.open_blob(ctx.route.name, ctx.route.reference, service::OpenFor::serving);
   if (!blob) {
     return ctx.write_error(blob.error());
+  }
+  // httplib 0.11.4 would slice the body again from its own parse of Range, and
+  // gets unsatisfiable and multi-range requests wrong; the range is ours alone.
+  const_cast<httplib::Request&>(ctx.req).ranges.clear();
+  if (blob->fetch) {
+    return stream_arriving_blob(ctx, *blob);
   }
   if (!blob->redirect_url.empty()) {
     // An object store serves the bytes (and any Range) from a short-lived URL.
@@ -148,9 +197,6 @@ get_blob(RequestContext& ctx)
     ctx.res.set_header("Content-Length", "0");
     return;
   }
-  // httplib 0.11.4 would slice the body again from its own parse of Range, and
-  // gets unsatisfiable and multi-range requests wrong; the range is ours alone.
-  const_cast<httplib::Request&>(ctx.req).ranges.clear();
   uint64_t size = blob->info.size;
   uint64_t first = 0;
   uint64_t length = size;

@@ -3,8 +3,14 @@
 
 #include "tests/e2e/fixture.hpp"
 
+#include "common/util/hasher.hpp"
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
 #include <thread>
 
 using namespace registry::test;
@@ -242,8 +248,10 @@ TEST_SUITE("e2e")
 namespace {
 
 // An upstream registry that misbehaves on demand: it serves one image, but
-// answers one layer with the wrong bytes, and can be switched to 429 Too Many
-// Requests. It counts what reaches it.
+// answers one layer with the wrong bytes (as many, the last one changed), and
+// can be switched to 429 Too Many Requests. A gated layer is sent slowly: the
+// first half at once, the rest only once the test opens the gate. It counts
+// what reaches it.
 class MisbehavingUpstream
 {
 public:
@@ -251,6 +259,7 @@ public:
     : m_image(std::move(image)),
       m_bad_layer(std::move(bad_layer))
   {
+    m_server.set_tcp_nodelay(true);
     m_server.Get("/v2/", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
     auto manifest = [this](const httplib::Request& req, httplib::Response& res) {
       count(req.method + " manifest");
@@ -270,11 +279,31 @@ public:
       std::vector<Blob> blobs = m_image.layers;
       blobs.push_back(m_image.config);
       for (const auto& b : blobs) {
-        if (b.digest == digest) {
-          res.set_content(digest == m_bad_layer ? b.data + " but not quite" : b.data,
-                          "application/octet-stream");
-          return;
+        if (b.digest != digest) {
+          continue;
         }
+        auto body = std::make_shared<std::string>(b.data);
+        if (digest == m_bad_layer && !body->empty()) {
+          body->back() = static_cast<char>(body->back() ^ 1);
+        }
+        if (m_gated.count(digest) == 0) {
+          res.set_content(*body, "application/octet-stream");
+        } else if (m_gated.at(digest) == Size::announced) {
+          res.set_content_provider(body->size(), "application/octet-stream",
+                                   [this, body, digest](size_t offset, size_t, httplib::DataSink& sink) {
+                                     return send_paced(*body, digest, offset, sink);
+                                   });
+        } else {
+          res.set_chunked_content_provider("application/octet-stream",
+                                           [this, body, digest](size_t offset, httplib::DataSink& sink) {
+                                             if (offset == body->size()) {
+                                               sink.done();
+                                               return true;
+                                             }
+                                             return send_paced(*body, digest, offset, sink);
+                                           });
+        }
+        return;
       }
       res.status = 404;
     };
@@ -287,8 +316,35 @@ public:
   }
   ~MisbehavingUpstream()
   {
+    open_gate();
     m_server.stop();
     m_thread.join();
+  }
+
+  // How a gated layer is sent: with Content-Length, or chunked.
+  enum class Size { announced, chunked };
+  // Sends `digest` slowly from now on (call before the server is used).
+  void
+  gate(const std::string& digest, Size size)
+  {
+    m_gated[digest] = size;
+  }
+  // Lets every gated body (now and later) send its second half.
+  void
+  open_gate()
+  {
+    {
+      std::lock_guard lock(m_mutex);
+      m_gate_open = true;
+    }
+    m_gate_changed.notify_all();
+  }
+  // How many bodies of `digest` went out completely.
+  int
+  sent(const std::string& digest)
+  {
+    std::lock_guard lock(m_mutex);
+    return m_sent[digest];
   }
 
   std::string
@@ -316,11 +372,37 @@ private:
     ++m_counts[what];
   }
 
+  // One piece of a gated body: up to its middle, then (once the gate is open,
+  // or after a bound that keeps a broken test from hanging) the rest.
+  bool
+  send_paced(const std::string& body, const std::string& digest, size_t offset, httplib::DataSink& sink)
+  {
+    size_t half = body.size() / 2;
+    if (offset == half) {
+      std::unique_lock lock(m_mutex);
+      m_gate_changed.wait_for(lock, std::chrono::seconds(30), [&] { return m_gate_open; });
+    }
+    size_t end = offset < half ? half : body.size();
+    size_t n = std::min<size_t>(64 * 1024, end - offset);
+    if (!sink.write(body.data() + offset, n)) {
+      return false;
+    }
+    if (offset + n == body.size()) {
+      std::lock_guard lock(m_mutex);
+      ++m_sent[digest];
+    }
+    return true;
+  }
+
   PushedImage m_image;
   std::string m_bad_layer;
   std::atomic<bool> m_throttled{false};
   std::mutex m_mutex;
   std::map<std::string, int> m_counts;
+  std::map<std::string, Size> m_gated;
+  std::condition_variable m_gate_changed;
+  bool m_gate_open = false;
+  std::map<std::string, int> m_sent;
   httplib::Server m_server;
   int m_port = 0;
   std::thread m_thread;
@@ -401,5 +483,229 @@ TEST_SUITE("e2e")
     CHECK(metric(metrics->body, "registryctl_connector_stale_served_total" + labels) == 3);
     // two wrong digests, one 429, two refusals while waiting out Retry-After
     CHECK(metric(metrics->body, "registryctl_connector_upstream_failures_total" + labels) == 5);
+  }
+}
+
+namespace {
+
+// An image of one layer, as MisbehavingUpstream serves it.
+PushedImage
+one_layer_image(const Blob& layer)
+{
+  Blob config = make_blob(R"({"architecture":"amd64","os":"linux"})", k_oci_config);
+  std::string manifest = image_manifest(config, {layer});
+  return PushedImage{manifest, sha256_digest(manifest), config, {layer}};
+}
+
+enum class Tampered { no, yes };
+
+// A layer of `size` random bytes that only an upstream has, sent slowly (see
+// MisbehavingUpstream::gate), and a server whose feed "hub" pulls through it.
+struct SlowLayer {
+  std::string data;
+  Blob layer;
+  MisbehavingUpstream upstream;
+  std::unique_ptr<RegistryFixture> down;
+  std::string path; // of the layer, on `down`
+
+  SlowLayer(size_t size, unsigned seed, MisbehavingUpstream::Size announce, Tampered tampered = Tampered::no)
+    : data(random_bytes(size, seed)),
+      layer(make_blob(data)),
+      upstream(one_layer_image(layer), tampered == Tampered::yes ? layer.digest : ""),
+      path("/v2/hub/main/app/blobs/" + layer.digest)
+  {
+    upstream.gate(layer.digest, announce);
+    down = std::make_unique<RegistryFixture>(std::vector<std::string>{"--metrics-anonymous"});
+    REQUIRE(run_cli(down->data, {"feed", "create", "hub"}).exit_code == 0);
+    REQUIRE(run_cli(down->data, {"connector", "add", "hub", upstream.url()}).exit_code == 0);
+  }
+
+  // A GET now is served the whole layer, upstream having seen one GET, and the
+  // connector counted one fetch.
+  void
+  check_cached_after_one_fetch()
+  {
+    auto got = down->c().get(path);
+    REQUIRE(got);
+    CHECK(got->status == 200);
+    CHECK(got->body == data);
+    CHECK(upstream.requests("GET " + layer.digest) == 1);
+    auto metrics = down->c().get("/metrics");
+    REQUIRE(metrics);
+    CHECK(metric(metrics->body, "registryctl_connector_blob_fetches_total{connector=\"" + upstream.url() + "\"}")
+          == 1);
+  }
+};
+
+// One GET of a blob, read as it arrives; what it saw.
+struct StreamedGet {
+  std::atomic<bool> started{false}; // body bytes arrived
+  std::atomic<uint64_t> received{0};
+  int status = 0;
+  bool complete = false;      // the body ended as announced (not cut off)
+  std::string content_length; // empty when chunked
+  std::string digest;         // of the bytes received
+  double first_byte_seconds = 0;
+  double total_seconds = 0;
+};
+
+// GETs `path`, giving up after `stop_after` bytes (the client hangs up).
+void
+stream_get(int port, const std::string& path, StreamedGet& out, uint64_t stop_after = UINT64_MAX)
+{
+  using clock = std::chrono::steady_clock;
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(60);
+  registry::util::Hasher hasher;
+  auto start = clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
+  auto res = client.Get(
+    path.c_str(),
+    [&](const httplib::Response& r) {
+      out.status = r.status;
+      out.content_length = r.get_header_value("Content-Length");
+      return true;
+    },
+    [&](const char* data, size_t n) {
+      if (!out.started) {
+        out.first_byte_seconds = seconds();
+        out.started = true;
+      }
+      hasher.update(data, n);
+      out.received += n;
+      return out.received < stop_after;
+    });
+  out.total_seconds = seconds();
+  out.complete = static_cast<bool>(res);
+  out.digest = "sha256:" + hasher.hex_digest();
+}
+
+// Polls `done` for up to 30 s.
+bool
+eventually(const std::function<bool()>& done)
+{
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("connectors: an uncached layer streams to its first client while upstream still sends it")
+  {
+    SlowLayer slow(16 << 20, 7, MisbehavingUpstream::Size::announced);
+
+    // Upstream holds the second half back until the client has its first bytes.
+    StreamedGet first;
+    std::thread client([&] { stream_get(slow.down->server->port(), slow.path, first); });
+    bool started = eventually([&] { return first.started.load(); });
+    int sent_when_started = slow.upstream.sent(slow.layer.digest);
+    uint64_t received_when_started = first.received;
+    slow.upstream.open_gate();
+    client.join();
+    REQUIRE(started);
+    CHECK(sent_when_started == 0);
+    CHECK(received_when_started <= slow.data.size() / 2);
+    CHECK(first.status == 200);
+    CHECK(first.complete);
+    CHECK(first.content_length == std::to_string(slow.data.size()));
+    CHECK(first.received == slow.data.size());
+    CHECK(first.digest == slow.layer.digest);
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
+    MESSAGE("16 MiB layer: first byte after " << first.first_byte_seconds << " s, whole body after "
+                                              << first.total_seconds << " s");
+
+    // Cached: the next client is served locally.
+    slow.check_cached_after_one_fetch();
+    auto metrics = slow.down->c().get("/metrics");
+    REQUIRE(metrics);
+    std::string labels = "{connector=\"" + slow.upstream.url() + "\"}";
+    CHECK(metric(metrics->body, "registryctl_connector_blob_bytes_total" + labels) == static_cast<long>(slow.data.size()));
+    CHECK(std::filesystem::is_empty(slow.down->data / "fetching"));
+  }
+
+  TEST_CASE("connectors: concurrent clients of an uncached layer share one upstream fetch and all stream it")
+  {
+    SlowLayer slow(8 << 20, 11, MisbehavingUpstream::Size::chunked);
+
+    constexpr int k_clients = 10;
+    std::vector<StreamedGet> gets(k_clients);
+    std::vector<std::thread> clients;
+    for (auto& get : gets) {
+      clients.emplace_back([&] { stream_get(slow.down->server->port(), slow.path, get); });
+    }
+    // Every client has bytes while upstream is still held mid-body.
+    bool all_started = eventually([&] {
+      return std::all_of(gets.begin(), gets.end(), [](const StreamedGet& g) { return g.started.load(); });
+    });
+    int sent_when_started = slow.upstream.sent(slow.layer.digest);
+    slow.upstream.open_gate();
+    for (auto& t : clients) {
+      t.join();
+    }
+    CHECK(all_started);
+    CHECK(sent_when_started == 0);
+    for (const auto& get : gets) {
+      CHECK(get.status == 200);
+      CHECK(get.complete);
+      CHECK(get.content_length.empty()); // upstream announced no size: chunked
+      CHECK(get.digest == slow.layer.digest);
+    }
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
+    CHECK(slow.down->c().get(slow.path)->body == slow.data);
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
+  }
+
+  TEST_CASE("connectors: wrong bytes from upstream cut the streamed response off and cache nothing")
+  {
+    SlowLayer slow(8 << 20, 13, MisbehavingUpstream::Size::announced, Tampered::yes); // last byte changed
+
+    StreamedGet got;
+    std::thread client([&] { stream_get(slow.down->server->port(), slow.path, got); });
+    bool started = eventually([&] { return got.started.load(); });
+    slow.upstream.open_gate();
+    client.join();
+    REQUIRE(started); // the response was under way when the mismatch showed
+    CHECK(got.status == 200);
+    CHECK(got.content_length == std::to_string(slow.data.size()));
+    CHECK_FALSE(got.complete);
+    CHECK(got.received < slow.data.size());
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 1);
+
+    // Nothing was cached: the next request asks upstream again (and fails again).
+    auto head = slow.down->c().head(slow.path);
+    REQUIRE(head);
+    CHECK(head->status == 500);
+    CHECK(slow.upstream.requests("GET " + slow.layer.digest) == 2);
+    std::string hex = slow.layer.digest.substr(7);
+    CHECK_FALSE(std::filesystem::exists(slow.down->data / "store" / "blobs" / "sha256" / hex.substr(0, 2) / hex));
+    CHECK(run_cli(slow.down->data, {"upload", "list"}).out.find("hub/main/app") == std::string::npos);
+    CHECK(std::filesystem::is_empty(slow.down->data / "fetching"));
+    auto fsck = run_cli(slow.down->data, {"fsck", "-o", "json"});
+    CHECK_MESSAGE(fsck.exit_code == 0, fsck.out << fsck.err);
+    CHECK(nlohmann::json::parse(fsck.out)["clean"] == true);
+  }
+
+  TEST_CASE("connectors: a fetch outlives the client that started it")
+  {
+    SlowLayer slow(8 << 20, 17, MisbehavingUpstream::Size::announced);
+
+    // The first client hangs up after its first bytes, upstream still mid-body.
+    StreamedGet quitter;
+    stream_get(slow.down->server->port(), slow.path, quitter, 1);
+    CHECK(quitter.started);
+    CHECK_FALSE(quitter.complete);
+    CHECK(slow.upstream.sent(slow.layer.digest) == 0);
+    slow.upstream.open_gate();
+    // The fetch went on: the blob arrives once, and is then served from the store.
+    CHECK(eventually([&] { return slow.upstream.sent(slow.layer.digest) == 1; }));
+    slow.check_cached_after_one_fetch();
   }
 }

@@ -264,6 +264,24 @@ check_object_store_feeds(const std::vector<std::string>& store_args, const std::
   CHECK(run_cli(f.data, {"store", "delete", "objproxy"}).exit_code == 0);
   auto fsck = run_cli(f.data, {"fsck"});
   CHECK_MESSAGE(fsck.exit_code == 0, fsck.out, fsck.err);
+
+  // A feed on the object store pulling through a connector (this server's own
+  // feed "cloud"): the first GET streams the layer from the fetch's spool, as
+  // the store cannot read an unfinished upload (a 307 would mean it waited for
+  // the whole fetch); later ones are redirected.
+  auto upstream_image = f.c().push_image("cloud/upstream", "v1", {random_bytes(20 << 20, 5)});
+  const Blob& big = upstream_image.layers[0];
+  REQUIRE(run_cli(f.data, {"feed", "create", "cloudhub", "--store", "obj"}).exit_code == 0);
+  REQUIRE(run_cli(f.data, {"connector", "add", "cloudhub", "http://" + f.server->host_port()}).exit_code == 0);
+  std::string cached_path = "/v2/cloudhub/cloud/upstream/blobs/" + big.digest;
+  auto streamed = f.c().get(cached_path);
+  REQUIRE(streamed);
+  CHECK(streamed->status == 200);
+  CHECK(streamed->body == big.data);
+  auto cached = f.c().get(cached_path);
+  REQUIRE(cached);
+  CHECK(cached->status == 307);
+  CHECK(cached->get_header_value("Location").rfind(location, 0) == 0);
 }
 
 } // namespace
