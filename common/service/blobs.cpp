@@ -190,13 +190,23 @@ Result<OpenBlob>
 Registry::open_blob(std::string_view repository, std::string_view digest, OpenFor purpose)
 {
   REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
-  if (purpose == OpenFor::serving) {
+  // The stored blob first: one lookup on the path every pull takes.
+  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  std::optional<metadata::BlobRow> found;
+  if (repo.row) {
+    REGISTRY_TRY_ASSIGN(found, m_metadata->find_linked_blob(repo.row->id, parsed.str()));
+  }
+  if (!found && purpose == OpenFor::serving) {
+    // A miss on a feed with connectors: serve the fetch as its bytes arrive.
     REGISTRY_TRY_ASSIGN(auto arriving, arriving_blob(repository, parsed));
     if (arriving) {
       return std::move(*arriving);
     }
   }
-  REGISTRY_TRY_ASSIGN(auto blob, linked_blob(repository, parsed));
+  if (!found) {
+    REGISTRY_TRY_ASSIGN(found, linked_blob(repository, parsed));
+  }
+  const metadata::BlobRow& blob = *found;
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob.store_id));
   if (purpose == OpenFor::serving) {
     auto url = blob_store->redirect_url(blob.object_key, k_blob_redirect_lifetime);
