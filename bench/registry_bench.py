@@ -489,10 +489,13 @@ class Server:
 class RegistryctlServer(Server):
     name = "registryctl"
 
-    def __init__(self, workdir: str, binary: str):
+    def __init__(self, workdir: str, binary: str, prepare: Iterable[list[str]] = (),
+                 feed_args: Iterable[str] = ()):
         super().__init__(workdir)
         self.binary = binary
         self.data = os.path.join(workdir, "registryctl-data")
+        self.prepare = [list(c) for c in prepare]  # CLI commands run before the feed is made
+        self.feed_args = list(feed_args)            # extra `feed create` arguments
 
     def start(self) -> None:
         # Run a private copy: the build directory may be relinked while we run.
@@ -503,10 +506,11 @@ class RegistryctlServer(Server):
                              os.path.getmtime(binary))))
         ready = os.path.join(self.workdir, "registryctl.ready")
         base = [binary, "--data", self.data]
-        r = subprocess.run(base + ["feed", "create", FEED], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise BenchError(f"'{' '.join(base)} feed create {FEED}' failed "
-                             f"({r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
+        for command in self.prepare + [["feed", "create", FEED] + self.feed_args]:
+            r = subprocess.run(base + command, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise BenchError(f"'{' '.join(base + command)}' failed "
+                                 f"({r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
         self._spawn(base + ["serve", "--quiet", "--listen", "127.0.0.1:0", "--ready-file", ready])
         deadline = time.monotonic() + 20
         address = ""
@@ -722,14 +726,28 @@ def read_body(resp: http.client.HTTPResponse, verify: bool) -> tuple[int, str | 
 
 
 def get_throughput(conn: Conn, path: str, size: int, verify_digest: str | None) -> float:
-    """One GET of a big body; MiB/s."""
+    """One GET of a big body; MiB/s. A redirect (a registry whose blobs live in
+    an object store) is followed as clients do, and its round trip counts."""
     start = time.perf_counter()
     resp = conn.open("GET", path)
+    other: http.client.HTTPConnection | None = None
+    if resp.status in (302, 307):
+        resp.read()
+        target = urllib.parse.urlsplit(resp.headers["Location"])
+        if resp.will_close:
+            conn.close()
+        kind = (http.client.HTTPSConnection if target.scheme == "https"
+                else http.client.HTTPConnection)
+        other = kind(target.hostname, target.port, timeout=600, blocksize=BUF)
+        other.request("GET", target.path + ("?" + target.query if target.query else ""))
+        resp = other.getresponse()
     if resp.status != 200:
         raise BenchError(f"GET {path} answered {resp.status}: {resp.read()[:300]!r}")
     total, digest = read_body(resp, verify_digest is not None)
     elapsed = time.perf_counter() - start
-    if resp.will_close:
+    if other is not None:
+        other.close()
+    elif resp.will_close:
         conn.close()
     if total != size:
         raise BenchError(f"GET {path} returned {total} bytes, expected {size}")
