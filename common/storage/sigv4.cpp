@@ -1,5 +1,7 @@
 #include "common/storage/sigv4.hpp"
 
+#include "common/util/strings.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -13,13 +15,6 @@ namespace registry::storage::sigv4 {
 namespace {
 
 constexpr const char* k_algorithm = "AWS4-HMAC-SHA256";
-
-bool
-is_unreserved(unsigned char c)
-{
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
-         || c == '_' || c == '~';
-}
 
 std::string
 lower(std::string_view text)
@@ -60,19 +55,7 @@ scope_of(const std::string& date, const std::string& region, const std::string& 
 std::string
 uri_encode(std::string_view text, bool encode_slash)
 {
-  static constexpr char k_hex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
-    if (is_unreserved(c) || (c == '/' && !encode_slash)) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(k_hex[c >> 4]);
-      out.push_back(k_hex[c & 0xf]);
-    }
-  }
-  return out;
+  return util::percent_encode(text, encode_slash ? "" : "/");
 }
 
 std::string

@@ -186,18 +186,20 @@ format_time(int64_t t)
 }
 
 std::string
-url_encode(std::string_view text)
+percent_encode(std::string_view text, std::string_view keep)
 {
-  static const char hex[] = "0123456789ABCDEF";
+  static constexpr char k_hex[] = "0123456789ABCDEF";
   std::string out;
+  out.reserve(text.size());
   for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/'
-        || c == ':') {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                      || c == '-' || c == '_' || c == '.' || c == '~';
+    if (unreserved || keep.find(static_cast<char>(c)) != std::string_view::npos) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xf]);
+      out.push_back(k_hex[c >> 4]);
+      out.push_back(k_hex[c & 0xf]);
     }
   }
   return out;

@@ -30,7 +30,16 @@ std::optional<int64_t> parse_duration(std::string_view text);
 // RFC 3339 UTC timestamp of Unix seconds `t`.
 std::string format_time(int64_t t);
 
-// Percent-encoding for a URL query value.
-std::string url_encode(std::string_view text);
+// RFC 3986 percent-encoding: every byte but the unreserved characters
+// (A-Z a-z 0-9 - _ . ~) and those in `keep` becomes %XX (upper-case hex). The
+// one encoder behind query values, SigV4's canonical URIs and Azure's paths.
+std::string percent_encode(std::string_view text, std::string_view keep = {});
+
+// Percent-encoding for a URL query value (':' and '/' kept, as registries send).
+inline std::string
+url_encode(std::string_view text)
+{
+  return percent_encode(text, "/:");
+}
 
 } // namespace registry::util
