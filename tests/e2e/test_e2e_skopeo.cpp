@@ -255,12 +255,26 @@ check_object_store_feeds(const std::vector<std::string>& store_args, const std::
   CHECK(proxied->status == 200);
   CHECK(proxied->body == proxied_layer.data);
 
-  // gc removes blobs from the bucket or container as from a directory.
+  // An upload the client abandoned after a whole multipart part or block.
+  auto started = f.c().post("/v2/cloud/abandoned/blobs/uploads/");
+  REQUIRE(started);
+  REQUIRE(started->status == 202);
+  auto patched = f.c().patch(started->get_header_value("Location"), random_bytes(17 << 20, 9));
+  REQUIRE(patched);
+  REQUIRE(patched->status == 202);
+  std::string abandoned = patched->get_header_value("Location");
+
+  // gc removes blobs from the bucket or container as from a directory, and
+  // aborts the abandoned upload there.
   REQUIRE(run_cli(f.data, {"feed", "delete", "cloudp"}).exit_code == 0);
-  auto gc_run = run_cli(f.data, {"-o", "json", "gc", "--grace", "0"});
+  auto gc_run = run_cli(f.data, {"-o", "json", "gc", "--grace", "0", "--upload-expiry", "0"});
   INFO(gc_run.out, gc_run.err);
   auto gc = nlohmann::json::parse(gc_run.out);
   CHECK(gc["blobs_removed"] == 3); // two layers and the config; manifests live in the database
+  CHECK(gc["uploads_purged"] == 1);
+  expect_error(f.c().get(abandoned), 404, "BLOB_UPLOAD_UNKNOWN");
+  // Nothing of it is left on local disk either (S3 spools part tails there).
+  CHECK((!fs::exists(f.data / "spool" / "obj") || fs::is_empty(f.data / "spool" / "obj")));
   CHECK(run_cli(f.data, {"store", "delete", "objproxy"}).exit_code == 0);
   auto fsck = run_cli(f.data, {"fsck"});
   CHECK_MESSAGE(fsck.exit_code == 0, fsck.out, fsck.err);
