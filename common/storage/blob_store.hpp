@@ -166,8 +166,10 @@ public:
   // Moves a blob out of the way, restorable until purged. Called inside the
   // metadata transaction that deletes the blob's row. A crash before that
   // transaction commits leaves the row and quarantined bytes: open_blob() and
-  // stat_blob() then restore them before answering, so a row never loses its
-  // bytes. Not an error if the blob does not exist.
+  // stat_blob() still answer for them (a store that moved the bytes away puts
+  // them back first), and gc's recovery restores every quarantined key that
+  // has a row, so a row never loses its bytes. Not an error if the blob does
+  // not exist.
   virtual Result<void> quarantine_blob(const std::string& key) = 0;
   // Puts a quarantined blob back under `key`, unless `key` holds bytes again
   // (then the quarantined copy is dropped). Not an error if nothing is quarantined.

@@ -849,21 +849,6 @@ public:
     return ok();
   }
 
-  // A quarantine marker left by a crash between quarantine_blob() and the
-  // deletion of the blob's row: the blob is still wanted, drop the marker. One
-  // HEAD per open_blob()/stat_blob(); the DELETE only after a crash.
-  Result<void>
-  restore_if_quarantined(const std::string& key)
-  {
-    auto marker = head_object(marker_object(key));
-    if (!marker) {
-      if (marker.error().code == ErrorCode::not_found) {
-        return ok();
-      }
-      return fail(marker.take_error());
-    }
-    return delete_object(marker_object(key));
-  }
   const S3Options&
   options() const
   {
@@ -1746,8 +1731,9 @@ Result<std::unique_ptr<BlobReader>>
 S3BlobStore::open_blob(const std::string& key)
 {
   REGISTRY_TRY(check_blob_key(key));
+  // A quarantine marker leaves the bytes in place: no need to look for one
+  // here (gc's recovery drops a marker left on a blob that kept its row).
   REGISTRY_TRY_ASSIGN(auto head, m_ops->head_object(m_ops->object(key)));
-  REGISTRY_TRY(m_ops->restore_if_quarantined(key));
   return std::unique_ptr<BlobReader>(std::make_unique<S3BlobReader>(*m_client, m_ops->object(key), head.size));
 }
 
@@ -1756,7 +1742,6 @@ S3BlobStore::stat_blob(const std::string& key)
 {
   REGISTRY_TRY(check_blob_key(key));
   REGISTRY_TRY_ASSIGN(auto head, m_ops->head_object(m_ops->object(key)));
-  REGISTRY_TRY(m_ops->restore_if_quarantined(key));
   return ObjectInfo{key, head.size, head.modified};
 }
 
