@@ -1,5 +1,7 @@
 #include "cli/app_context.hpp"
 
+#include "common/util/strings.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
@@ -18,6 +20,18 @@ AppContext::registry()
     m_registry = unwrap(service::Registry::open(data_dir));
   }
   return *m_registry;
+}
+
+int64_t
+duration_flag(const std::string& text, const char* flag)
+{
+  auto seconds = util::parse_duration(text);
+  if (!seconds) {
+    throw CommandError(make_error(ErrorCode::invalid_argument,
+                                  std::string("invalid duration for ") + flag + ": '" + text
+                                    + "' (use e.g. 90s, 30m, 1h, 7d)"));
+  }
+  return *seconds;
 }
 
 std::string

@@ -85,6 +85,10 @@ private:
 // shows image ids, so tables fit 80 columns. JSON and --quiet keep it whole.
 std::string short_digest(const std::string& digest);
 
+// The seconds a DURATION flag value names (90s, 30m, 1h, 7d, or plain seconds).
+// Throws CommandError (invalid_argument, naming `flag`) when `text` is not one.
+int64_t duration_flag(const std::string& text, const char* flag);
+
 // A secret read from stdin (one line; without echo on a terminal).
 std::string read_password();
 

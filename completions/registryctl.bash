@@ -28,10 +28,10 @@ __registryctl_options()
         '') echo '--help -h --version --data --quiet -q --output -o --config' ;;
         'serve') echo '--help -h --listen --base-url --tls-cert --tls-key --workers --ready-file --quiet --token-auth --service --trust-proxy-headers --mirror-feed --metrics-anonymous --log-format --log-level --token-lifetime --cleanup-interval --gc-grace --upload-expiry' ;;
         'feed') echo '--help -h' ;;
-        'feed create') echo '--help -h --description --anonymous --store' ;;
+        'feed create') echo '--help -h --description --anonymous --store --cache-retention' ;;
         'feed list') echo '--help -h' ;;
         'feed show') echo '--help -h' ;;
-        'feed update') echo '--help -h --description --anonymous' ;;
+        'feed update') echo '--help -h --description --anonymous --cache-retention' ;;
         'feed delete') echo '--help -h' ;;
         'repo') echo '--help -h' ;;
         'repo list') echo '--help -h' ;;
@@ -116,11 +116,13 @@ __registryctl_option_value()
         'feed create|--description') echo 'text' ;;
         'feed create|--anonymous') echo 'choice none pull' ;;
         'feed create|--store') echo 'text' ;;
+        'feed create|--cache-retention') echo 'text' ;;
         'feed list|--help'|'feed list|-h') echo 'flag' ;;
         'feed show|--help'|'feed show|-h') echo 'flag' ;;
         'feed update|--help'|'feed update|-h') echo 'flag' ;;
         'feed update|--description') echo 'text' ;;
         'feed update|--anonymous') echo 'choice none pull' ;;
+        'feed update|--cache-retention') echo 'text' ;;
         'feed delete|--help'|'feed delete|-h') echo 'flag' ;;
         'repo|--help'|'repo|-h') echo 'flag' ;;
         'repo list|--help'|'repo list|-h') echo 'flag' ;;

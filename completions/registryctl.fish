@@ -95,6 +95,8 @@ function __registryctl_option_value
             echo 'choice none pull'
         case 'feed create|--store'
             echo 'text'
+        case 'feed create|--cache-retention'
+            echo 'text'
         case 'feed list|--help' 'feed list|-h'
             echo 'flag'
         case 'feed show|--help' 'feed show|-h'
@@ -105,6 +107,8 @@ function __registryctl_option_value
             echo 'text'
         case 'feed update|--anonymous'
             echo 'choice none pull'
+        case 'feed update|--cache-retention'
+            echo 'text'
         case 'feed delete|--help' 'feed delete|-h'
             echo 'flag'
         case 'repo|--help' 'repo|-h'
@@ -351,7 +355,7 @@ complete -c registryctl -n '__registryctl_at \'\' 0' -a tag -d 'Inspect tags'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a digest -d 'Inspect manifests by tag or digest'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a image -d 'Delete images'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a upload -d 'Inspect and purge in-progress blob uploads'
-complete -c registryctl -n '__registryctl_at \'\' 0' -a gc -d 'Remove unreferenced blobs and abandoned uploads (online: safe while clients push)'
+complete -c registryctl -n '__registryctl_at \'\' 0' -a gc -d 'Remove unreferenced blobs and abandoned uploads, expire cached content past its feed\'s cache retention (online: safe while clients push)'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a fsck -d 'Check that metadata and stored bytes agree'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a user -d 'Manage users (passwords are read from stdin)'
 complete -c registryctl -n '__registryctl_at \'\' 0' -a privilege -d 'Grant users pull, push, delete or manage on feeds'
@@ -404,6 +408,7 @@ complete -c registryctl -n '__registryctl_in \'feed create\'' -l help -s h -d 'P
 complete -c registryctl -n '__registryctl_in \'feed create\'' -l description -x -d 'Free text'
 complete -c registryctl -n '__registryctl_in \'feed create\'' -l anonymous -x -a 'none pull' -d 'Anonymous access: none or pull'
 complete -c registryctl -n '__registryctl_in \'feed create\'' -l store -x -d 'Where the feed\'s blobs live (see \'registryctl store\')'
+complete -c registryctl -n '__registryctl_in \'feed create\'' -l cache-retention -x -d 'Expire cached (pull-through) manifests nobody pulled for this long, e.g. 30d; \'off\' keeps them forever. Pushed content is never expired'
 
 # registryctl feed list
 complete -c registryctl -n '__registryctl_in \'feed list\'' -l help -s h -d 'Print this help message and exit'
@@ -416,6 +421,7 @@ complete -c registryctl -n '__registryctl_at \'feed show\' 0' -a '(__registryctl
 complete -c registryctl -n '__registryctl_in \'feed update\'' -l help -s h -d 'Print this help message and exit'
 complete -c registryctl -n '__registryctl_in \'feed update\'' -l description -x -d 'Free text'
 complete -c registryctl -n '__registryctl_in \'feed update\'' -l anonymous -x -a 'none pull' -d 'Anonymous access: none or pull'
+complete -c registryctl -n '__registryctl_in \'feed update\'' -l cache-retention -x -d 'Expire cached (pull-through) manifests nobody pulled for this long, e.g. 30d; \'off\' keeps them forever. Pushed content is never expired'
 complete -c registryctl -n '__registryctl_at \'feed update\' 0' -a '(__registryctl_names feeds)'
 
 # registryctl feed delete

@@ -47,12 +47,9 @@ add_connector_commands(CLI::App& app, AppContext& ctx)
     ->type_name("DURATION")
     ->capture_default_str();
   add->callback([&ctx, args] {
-    auto ttl = util::parse_duration(args->ttl);
-    if (!ttl) {
-      throw CommandError(make_error(ErrorCode::invalid_argument, "invalid duration for --ttl: '" + args->ttl + "'"));
-    }
+    int64_t ttl = duration_flag(args->ttl, "--ttl");
     std::string password = args->password_stdin ? read_password() : std::string();
-    auto row = unwrap(ctx.registry().add_connector(args->feed, args->url, args->username, password, *ttl));
+    auto row = unwrap(ctx.registry().add_connector(args->feed, args->url, args->username, password, ttl));
     ctx.audit("connector.add", row.feed, row.url, row.username.empty() ? "anonymous" : "as " + row.username);
     ctx.print(connector_json(row), [&] { std::cout << "feed " << row.feed << " caches " << row.url << "\n"; });
   });

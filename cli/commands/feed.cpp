@@ -28,6 +28,7 @@ feed_json(const metadata::FeedRow& feed, const std::map<int64_t, std::string>& s
           {"description", feed.description},
           {"anonymous", feed.anonymous_access},
           {"store", store == stores.end() ? std::to_string(feed.store_id) : store->second},
+          {"cache_retention_seconds", feed.cache_retention},
           {"created_at", util::format_time(feed.created_at)}};
 }
 
@@ -37,11 +38,32 @@ feed_cells(const metadata::FeedRow& feed, const std::map<int64_t, std::string>& 
   auto store = stores.find(feed.store_id);
   return {feed.name, feed.anonymous_access,
           store == stores.end() ? std::to_string(feed.store_id) : store->second,
+          feed.cache_retention > 0 ? util::format_duration(feed.cache_retention) : "off",
           util::format_time(feed.created_at), feed.description};
 }
 
-const std::vector<std::string> k_feed_headers = {"FEED", "ANONYMOUS", "STORE", "CREATED",
-                                                 "DESCRIPTION"};
+const std::vector<std::string> k_feed_headers = {"FEED",    "ANONYMOUS", "STORE", "CACHE RETENTION",
+                                                 "CREATED", "DESCRIPTION"};
+
+// --cache-retention: a positive DURATION, or "off" (cached content never expires).
+int64_t
+cache_retention_flag(const std::string& text)
+{
+  if (text == "off") {
+    return 0;
+  }
+  int64_t seconds = duration_flag(text, "--cache-retention");
+  if (seconds <= 0) {
+    throw CommandError(make_error(ErrorCode::invalid_argument,
+                                  "--cache-retention must be a positive duration or 'off', not '"
+                                    + text + "'"));
+  }
+  return seconds;
+}
+
+const char* const k_cache_retention_help
+  = "Expire cached (pull-through) manifests nobody pulled for this long, e.g. 30d; "
+    "'off' keeps them forever. Pushed content is never expired";
 
 void
 print_feed(AppContext& ctx, const metadata::FeedRow& feed)
@@ -55,6 +77,7 @@ struct FeedOptions {
   std::string description;
   std::string anonymous = "pull";
   std::string store = "default";
+  std::string cache_retention = "off";
   bool description_set = false;
   bool anonymous_set = false;
 };
@@ -77,9 +100,13 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   create->add_option("--store", options->store, "Where the feed's blobs live (see 'registryctl store')")
     ->type_name("STORE")
     ->capture_default_str();
+  create->add_option("--cache-retention", options->cache_retention, k_cache_retention_help)
+    ->type_name("DURATION|off")
+    ->capture_default_str();
   create->callback([&ctx, options] {
+    int64_t retention = cache_retention_flag(options->cache_retention);
     auto row = unwrap(ctx.registry().create_feed(options->name, options->description,
-                                                 options->anonymous, options->store));
+                                                 options->anonymous, options->store, retention));
     ctx.audit("feed.create", row.name, row.name, "anonymous " + row.anonymous_access);
     print_feed(ctx, row);
   });
@@ -106,17 +133,25 @@ add_feed_commands(CLI::App& app, AppContext& ctx)
   update->add_option("--description", options->description, "Free text");
   update->add_option("--anonymous", options->anonymous, "Anonymous access: none or pull")
     ->check(CLI::IsMember({"none", "pull"}));
+  update->add_option("--cache-retention", options->cache_retention, k_cache_retention_help)
+    ->type_name("DURATION|off");
   update->callback([&ctx, options, update] {
     std::optional<std::string> description;
     std::optional<std::string> anonymous;
+    std::optional<int64_t> retention;
+    if (update->count("--cache-retention") > 0) {
+      retention = cache_retention_flag(options->cache_retention);
+    }
     if (update->count("--description") > 0) {
       description = options->description;
     }
     if (update->count("--anonymous") > 0) {
       anonymous = options->anonymous;
     }
-    auto row = unwrap(ctx.registry().update_feed(options->name, description, anonymous));
-    ctx.audit("feed.update", row.name, row.name, "anonymous " + row.anonymous_access);
+    auto row = unwrap(ctx.registry().update_feed(options->name, description, anonymous, retention));
+    ctx.audit("feed.update", row.name, row.name,
+              "anonymous " + row.anonymous_access + ", cache retention "
+                + (row.cache_retention > 0 ? util::format_duration(row.cache_retention) : "off"));
     print_feed(ctx, row);
   });
 

@@ -13,18 +13,6 @@ namespace registry::cli {
 
 namespace {
 
-int64_t
-duration_or_throw(const std::string& text, const char* flag)
-{
-  auto seconds = util::parse_duration(text);
-  if (!seconds) {
-    throw CommandError(make_error(ErrorCode::invalid_argument,
-                                  std::string("invalid duration for ") + flag + ": '" + text
-                                    + "' (use e.g. 90s, 30m, 1h, 7d)"));
-  }
-  return *seconds;
-}
-
 struct GcFlags {
   std::string feed;
   bool dry_run = false;
@@ -46,7 +34,8 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
 {
   auto flags = std::make_shared<GcFlags>();
   auto* gc = app.add_subcommand(
-    "gc", "Remove unreferenced blobs and abandoned uploads (online: safe while clients push)");
+    "gc", "Remove unreferenced blobs and abandoned uploads, expire cached content past its feed's "
+          "cache retention (online: safe while clients push)");
   gc->add_option("--feed", flags->feed, "Only blobs linked to this feed")->type_name("FEED");
   gc->add_flag("--dry-run", flags->dry_run, "Report what would be removed; change nothing");
   gc->add_option("--grace", flags->grace, "Keep blobs used within this period")
@@ -64,10 +53,10 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
     service::GcOptions options;
     options.feed = flags->feed;
     options.dry_run = flags->dry_run;
-    options.grace = duration_or_throw(flags->grace, "--grace");
-    options.upload_expiry = duration_or_throw(flags->upload_expiry, "--upload-expiry");
+    options.grace = duration_flag(flags->grace, "--grace");
+    options.upload_expiry = duration_flag(flags->upload_expiry, "--upload-expiry");
     if (!flags->untagged_older_than.empty()) {
-      options.untagged_older_than = duration_or_throw(flags->untagged_older_than, "--untagged-older-than");
+      options.untagged_older_than = duration_flag(flags->untagged_older_than, "--untagged-older-than");
     }
     // json output is for scripts: no progress even on a terminal
     Progress progress(ctx.format() == OutputFormat::table && Progress::stderr_is_terminal());
@@ -80,6 +69,9 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
                           {"manifests_removed", report.manifests_removed},
                           {"uploads_purged", report.uploads_purged},
                           {"quarantine_recovered", report.quarantine_recovered},
+                          {"cached_manifests_expired", report.cached_manifests_expired},
+                          {"cached_tags_expired", report.cached_tags_expired},
+                          {"expired_manifests", report.expired_manifests},
                           {"seconds", report.seconds},
                           {"removed_digests", report.removed_digests}};
     ctx.print(doc, [&] {
@@ -89,6 +81,15 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
                   util::human_size(report.bytes_freed).c_str(),
                   static_cast<unsigned long long>(report.manifests_removed),
                   static_cast<unsigned long long>(report.uploads_purged), report.seconds);
+      if (report.cached_manifests_expired > 0) {
+        std::printf("%s%llu cached manifests (%llu tags) past their feed's cache retention\n",
+                    report.dry_run ? "would expire " : "expired ",
+                    static_cast<unsigned long long>(report.cached_manifests_expired),
+                    static_cast<unsigned long long>(report.cached_tags_expired));
+        for (const auto& name : report.expired_manifests) {
+          std::printf("  %s\n", name.c_str());
+        }
+      }
     });
   });
 
@@ -105,7 +106,7 @@ add_gc_commands(CLI::App& app, AppContext& ctx)
     service::FsckOptions options;
     options.verify_content = fsck_flags->verify_content;
     options.repair = fsck_flags->repair;
-    options.grace = duration_or_throw(fsck_flags->grace, "--grace");
+    options.grace = duration_flag(fsck_flags->grace, "--grace");
     Progress progress(ctx.format() == OutputFormat::table && Progress::stderr_is_terminal());
     options.progress = progress.callback();
     auto report = unwrap(service::check_integrity(ctx.registry(), options));

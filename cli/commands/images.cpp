@@ -240,12 +240,9 @@ add_upload_commands(CLI::App& app, AppContext& ctx)
     ->envname("REGISTRYCTL_UPLOAD_EXPIRY")
     ->capture_default_str();
   purge->callback([&ctx, older] {
-    auto seconds = util::parse_duration(*older);
-    if (!seconds) {
-      throw CommandError(make_error(ErrorCode::invalid_argument, "invalid duration '" + *older + "'"));
-    }
+    int64_t seconds = duration_flag(*older, "--older-than");
     auto& registry = ctx.registry();
-    size_t purged = unwrap(registry.purge_uploads(registry.now() - *seconds));
+    size_t purged = unwrap(registry.purge_uploads(registry.now() - seconds));
     ctx.print({{"purged", purged}}, [&] { std::cout << "purged " << purged << " uploads\n"; });
   });
 }

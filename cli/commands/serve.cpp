@@ -41,17 +41,6 @@ struct ServeOptions {
   std::string log_level = "info";
 };
 
-int64_t
-duration_flag(const std::string& text, const char* flag)
-{
-  auto seconds = util::parse_duration(text);
-  if (!seconds) {
-    throw CommandError(make_error(ErrorCode::invalid_argument,
-                                  std::string("invalid duration for ") + flag + ": '" + text + "'"));
-  }
-  return *seconds;
-}
-
 // The scheduled cleanup inside `serve`: the same collector as `registryctl gc`,
 // every `interval` seconds, one summary line per run. The database lock keeps
 // it from overlapping a concurrent `registryctl gc`.
@@ -93,12 +82,15 @@ private:
       auto report = service::collect_garbage(m_registry, m_options);
       if (report) {
         m_metrics.record_gc(true, report->blobs_removed, report->bytes_freed);
-        char line[256];
+        char line[320];
         std::snprintf(line, sizeof line,
-                      "cleanup: removed %llu blobs (%s), %llu uploads in %.2fs",
+                      "cleanup: removed %llu blobs (%s), %llu uploads, expired %llu cached "
+                      "manifests (%llu tags) in %.2fs",
                       static_cast<unsigned long long>(report->blobs_removed),
                       util::human_size(report->bytes_freed).c_str(),
-                      static_cast<unsigned long long>(report->uploads_purged), report->seconds);
+                      static_cast<unsigned long long>(report->uploads_purged),
+                      static_cast<unsigned long long>(report->cached_manifests_expired),
+                      static_cast<unsigned long long>(report->cached_tags_expired), report->seconds);
         util::log_info(line);
       } else if (report.error().code == ErrorCode::conflict) {
         util::log_info("cleanup: skipped, " + report.error().message);

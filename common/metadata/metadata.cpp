@@ -187,6 +187,16 @@ ALTER TABLE manifests ADD COLUMN origin TEXT NOT NULL DEFAULT '';
   R"sql(
 ALTER TABLE connectors ADD COLUMN ttl INTEGER NOT NULL DEFAULT 300;
 )sql",
+  // 8: cache retention per feed (seconds, 0 = keep forever) and when cached
+  // manifests were last pulled. Pulls before this upgrade were not recorded:
+  // existing cached manifests count as pulled now, so enabling retention
+  // right after the upgrade does not expire content that is in daily use.
+  R"sql(
+ALTER TABLE feeds ADD COLUMN cache_retention INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE manifests ADD COLUMN last_pulled_at INTEGER NOT NULL DEFAULT 0;
+UPDATE manifests SET last_pulled_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE origin <> '';
+CREATE INDEX manifests_cached ON manifests(last_pulled_at) WHERE origin <> '';
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -217,9 +227,11 @@ FeedRow
 read_feed(SQLite::Statement& q)
 {
   return FeedRow{q.getColumn(0).getInt64(), column_string(q, 1), column_string(q, 2),
-                 q.getColumn(3).getInt64(), column_string(q, 4), q.getColumn(5).getInt64()};
+                 q.getColumn(3).getInt64(), column_string(q, 4), q.getColumn(5).getInt64(),
+                 q.getColumn(6).getInt64()};
 }
-const char* const k_feed_columns = "id, name, description, store_id, anonymous_access, created_at";
+const char* const k_feed_columns
+  = "id, name, description, store_id, anonymous_access, created_at, cache_retention";
 
 BlobRow
 read_blob(SQLite::Statement& q)
@@ -249,8 +261,9 @@ read_manifest(SQLite::Statement& q, bool with_bytes)
   m.size = static_cast<uint64_t>(q.getColumn(7).getInt64());
   m.pushed_at = q.getColumn(8).getInt64();
   m.origin = column_string(q, 9);
+  m.last_pulled_at = q.getColumn(10).getInt64();
   if (with_bytes) {
-    m.bytes = column_string(q, 10);
+    m.bytes = column_string(q, 11);
   }
   return m;
 }
@@ -259,7 +272,7 @@ std::string
 manifest_columns(bool with_bytes)
 {
   return std::string("m.id, m.repository_id, m.digest, m.media_type, m.artifact_type, "
-                     "m.subject_digest, m.annotations, m.size, m.pushed_at, m.origin")
+                     "m.subject_digest, m.annotations, m.size, m.pushed_at, m.origin, m.last_pulled_at")
          + (with_bytes ? ", m.bytes" : "");
 }
 
@@ -609,7 +622,7 @@ Metadata::delete_store(const std::string& name)
 
 Result<FeedRow>
 Metadata::create_feed(const std::string& name, const std::string& description, int64_t store_id,
-                      const std::string& anonymous_access, int64_t now)
+                      const std::string& anonymous_access, int64_t now, int64_t cache_retention)
 {
   return m_impl->write([&](Connection& db) -> Result<FeedRow> {
     SQLite::Statement& exists = db.prepare("SELECT 1 FROM feeds WHERE name = ?");
@@ -618,14 +631,16 @@ Metadata::create_feed(const std::string& name, const std::string& description, i
       return fail(ErrorCode::already_exists, "feed '" + name + "' already exists", name);
     }
     SQLite::Statement& insert = db.prepare("INSERT INTO feeds (name, description, store_id, "
-                                 "anonymous_access, created_at) VALUES (?, ?, ?, ?, ?)");
+                                 "anonymous_access, created_at, cache_retention) VALUES (?, ?, ?, ?, ?, ?)");
     insert.bind(1, name);
     insert.bind(2, description);
     insert.bind(3, store_id);
     insert.bind(4, anonymous_access);
     insert.bind(5, now);
+    insert.bind(6, cache_retention);
     insert.exec();
-    return FeedRow{db.getLastInsertRowid(), name, description, store_id, anonymous_access, now};
+    return FeedRow{db.getLastInsertRowid(), name, description, store_id, anonymous_access, now,
+                   cache_retention};
   });
 }
 
@@ -657,13 +672,19 @@ Metadata::list_feeds()
 
 Result<FeedRow>
 Metadata::update_feed(const std::string& name, const std::string& description,
-                      const std::string& anonymous_access)
+                      const std::string& anonymous_access, std::optional<int64_t> cache_retention)
 {
   return m_impl->write([&](Connection& db) -> Result<FeedRow> {
-    SQLite::Statement& update = db.prepare("UPDATE feeds SET description = ?, anonymous_access = ? WHERE name = ?");
+    SQLite::Statement& update = db.prepare("UPDATE feeds SET description = ?, anonymous_access = ?, "
+                                           "cache_retention = coalesce(?, cache_retention) WHERE name = ?");
     update.bind(1, description);
     update.bind(2, anonymous_access);
-    update.bind(3, name);
+    if (cache_retention) {
+      update.bind(3, *cache_retention);
+    } else {
+      update.bind(3);
+    }
+    update.bind(4, name);
     if (update.exec() == 0) {
       return fail(ErrorCode::name_unknown, "feed '" + name + "' does not exist", name);
     }
@@ -951,7 +972,8 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
     }
     if (manifest_id == 0) {
       SQLite::Statement& insert = db.prepare("INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
-            "subject_digest, annotations, size, bytes, pushed_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            "subject_digest, annotations, size, bytes, pushed_at, origin, last_pulled_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       insert.bind(1, repo_id);
       insert.bind(2, manifest.digest);
       insert.bind(3, manifest.media_type);
@@ -962,6 +984,8 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       insert.bind(8, manifest.bytes.data(), static_cast<int>(manifest.bytes.size()));
       insert.bind(9, now);
       insert.bind(10, manifest.origin);
+      // Caching happens because a client pulled it.
+      insert.bind(11, manifest.origin.empty() ? int64_t{0} : now);
       insert.exec();
       manifest_id = db.getLastInsertRowid();
       SQLite::Statement& ref_insert = db.prepare("INSERT OR IGNORE INTO manifest_references "
@@ -1014,7 +1038,7 @@ Metadata::find_tagged_manifest(int64_t repository_id, const std::string& tag, bo
     q.bind(2, tag);
     if (q.executeStep()) {
       ManifestRow row = read_manifest(q, with_bytes);
-      row.tag_updated_at = q.getColumn(with_bytes ? 11 : 10).getInt64();
+      row.tag_updated_at = q.getColumn(with_bytes ? 12 : 11).getInt64();
       return std::optional<ManifestRow>(std::move(row));
     }
     return std::optional<ManifestRow>();
@@ -1297,6 +1321,88 @@ Metadata::delete_untagged_manifest(int64_t manifest_id, int64_t cutoff)
     del.bind(1, manifest_id);
     del.bind(2, cutoff);
     return del.exec() > 0;
+  });
+}
+
+namespace {
+// A cached manifest of a feed with a retention, not pulled within it (`?` = now).
+const char* const k_stale_cached
+  = " m.origin <> '' AND f.cache_retention > 0 AND m.last_pulled_at <= ? - f.cache_retention";
+// Nothing else in the repository needs the manifest: no index lists it and no
+// manifest names it as its subject.
+const char* const k_no_dependents
+  = " AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests p ON p.id = r.manifest_id"
+    "   WHERE r.digest = m.digest AND r.kind = 1 AND p.repository_id = m.repository_id)"
+    " AND NOT EXISTS (SELECT 1 FROM manifests s"
+    "   WHERE s.repository_id = m.repository_id AND s.subject_digest = m.digest)";
+} // namespace
+
+Result<std::vector<StaleManifest>>
+Metadata::list_stale_cached_manifests(int64_t feed_id, int64_t now, int64_t after_id, int64_t limit)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::vector<StaleManifest>> {
+    std::vector<StaleManifest> out;
+    std::string sql = "SELECT " + manifest_columns(false)
+                      + ", r.name FROM manifests m JOIN repositories r ON r.id = m.repository_id "
+                        "JOIN feeds f ON f.id = r.feed_id WHERE m.id > ? AND"
+                      + k_stale_cached;
+    if (feed_id != 0) {
+      sql += " AND f.id = ?";
+    }
+    sql += " ORDER BY m.id LIMIT ?";
+    SQLite::Statement& q = db.prepare(sql);
+    int i = 1;
+    q.bind(i++, after_id);
+    q.bind(i++, now);
+    if (feed_id != 0) {
+      q.bind(i++, feed_id);
+    }
+    q.bind(i, limit);
+    while (q.executeStep()) {
+      ManifestRow row = read_manifest(q, false);
+      out.push_back({std::move(row), column_string(q, 11)});
+    }
+    return out;
+  });
+}
+
+Result<std::optional<std::vector<std::string>>>
+Metadata::expire_cached_manifest(int64_t manifest_id, int64_t now)
+{
+  return m_impl->write([&](Connection& db) -> Result<std::optional<std::vector<std::string>>> {
+    SQLite::Statement& check = db.prepare(
+      std::string("SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id "
+                  "JOIN feeds f ON f.id = r.feed_id WHERE m.id = ? AND")
+      + k_stale_cached + k_no_dependents);
+    check.bind(1, manifest_id);
+    check.bind(2, now);
+    if (!check.executeStep()) {
+      return std::optional<std::vector<std::string>>(); // pulled, re-pushed or needed meanwhile
+    }
+    std::vector<std::string> tags;
+    SQLite::Statement& tq = db.prepare("SELECT name FROM tags WHERE manifest_id = ? ORDER BY name");
+    tq.bind(1, manifest_id);
+    while (tq.executeStep()) {
+      tags.push_back(column_string(tq, 0));
+    }
+    // Its tags go with it (ON DELETE CASCADE), in this transaction.
+    SQLite::Statement& del = db.prepare("DELETE FROM manifests WHERE id = ?");
+    del.bind(1, manifest_id);
+    del.exec();
+    return std::optional<std::vector<std::string>>(std::move(tags));
+  });
+}
+
+Result<bool>
+Metadata::touch_manifest_pull(int64_t manifest_id, int64_t now, int64_t min_interval)
+{
+  return m_impl->run([&](Connection& db) -> Result<bool> {
+    SQLite::Statement& touch = db.prepare("UPDATE manifests SET last_pulled_at = ? WHERE id = ? "
+                                          "AND origin <> '' AND last_pulled_at < ?");
+    touch.bind(1, now);
+    touch.bind(2, manifest_id);
+    touch.bind(3, now - min_interval);
+    return touch.exec() > 0;
   });
 }
 

@@ -34,6 +34,7 @@ struct FeedRow {
   int64_t store_id = 0;
   std::string anonymous_access; // "none" | "pull"
   int64_t created_at = 0;
+  int64_t cache_retention = 0; // seconds cached manifests stay unpulled before they expire; 0: forever
 };
 
 struct RepositoryRow {
@@ -74,6 +75,13 @@ struct ManifestRow {
   int64_t pushed_at = 0;
   std::string origin;         // the connector URL of cached content; empty when pushed
   int64_t tag_updated_at = 0; // when found by tag: the tag's last move or revalidation
+  int64_t last_pulled_at = 0; // cached content: when it was cached or last pulled (coarse); 0 when pushed
+};
+
+// A cached manifest past its feed's retention (gc's expiry candidates).
+struct StaleManifest {
+  ManifestRow manifest;
+  std::string repository; // full name FEED/PATH
 };
 
 struct ManifestReferenceRecord {
@@ -229,15 +237,18 @@ public:
 
   // --- feeds ---
   // already_exists if the name is taken.
+  // `cache_retention`: see FeedRow (0: cached content never expires).
   Result<FeedRow> create_feed(const std::string& name, const std::string& description,
                               int64_t store_id, const std::string& anonymous_access,
-                              int64_t now);
+                              int64_t now, int64_t cache_retention = 0);
   // nullopt when absent.
   Result<std::optional<FeedRow>> find_feed(const std::string& name);
   Result<std::vector<FeedRow>> list_feeds();
-  // Sets description and anonymous access. name_unknown when absent.
+  // Sets description, anonymous access and, when given, the cache retention.
+  // name_unknown when absent.
   Result<FeedRow> update_feed(const std::string& name, const std::string& description,
-                              const std::string& anonymous_access);
+                              const std::string& anonymous_access,
+                              std::optional<int64_t> cache_retention = std::nullopt);
   // Deletes the feed with its repositories, links, manifests, tags and uploads
   // (blob rows stay for gc). Returns the upload ids that were removed so the
   // caller can drop their bytes. name_unknown when absent.
@@ -348,6 +359,24 @@ public:
                                                            int64_t after_id, int64_t limit);
   // Deletes the manifest if it still qualifies (see list_untagged_manifests).
   Result<bool> delete_untagged_manifest(int64_t manifest_id, int64_t cutoff);
+  // Cached manifests (origin set) with id > `after_id` in feeds with a cache
+  // retention, last pulled at or before `now` minus their feed's retention, in
+  // id order, at most `limit`; `feed_id` 0 means every feed. Whether something
+  // still needs them (an index listing them, a referrer) is not checked here.
+  Result<std::vector<StaleManifest>> list_stale_cached_manifests(int64_t feed_id, int64_t now,
+                                                                 int64_t after_id, int64_t limit);
+  // In one transaction: re-checks that the manifest is still cached, still not
+  // pulled within its feed's retention (as of `now`) and that no index in its
+  // repository lists it and no manifest there names it as subject; then deletes
+  // it with its tags and returns those tags. nullopt (nothing changed) when it
+  // no longer qualifies or is gone.
+  Result<std::optional<std::vector<std::string>>> expire_cached_manifest(int64_t manifest_id,
+                                                                         int64_t now);
+  // Records a pull of a cached manifest: sets last_pulled_at to `now` when it is
+  // older than `now - min_interval`. Pushed manifests are left alone. Returns
+  // whether a row changed. Callers compare ManifestRow::last_pulled_at first,
+  // so most pulls never get here.
+  Result<bool> touch_manifest_pull(int64_t manifest_id, int64_t now, int64_t min_interval);
   // The manifests (id, repository id) whose references include `digest` as a
   // blob (`as_manifest` false) or as a child manifest (true).
   Result<std::vector<std::pair<int64_t, int64_t>>> manifests_referencing(const std::string& digest,

@@ -5,6 +5,7 @@
 #include "common/util/log.hpp"
 #include "common/util/strings.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <map>
@@ -116,6 +117,95 @@ purge_uploads(Registry& registry, const GcOptions& options, int64_t now, GcRepor
         REGISTRY_TRY(store->remove_upload(file.key));
       }
     }
+  }
+  return ok();
+}
+
+// The cached manifests expire_cached() removes, in waves: a manifest joins a
+// wave once every manifest of its repository that needs it (an index listing
+// it, a referrer naming it as subject) is in an earlier wave. Stale manifests
+// something kept still needs are left out.
+Result<std::vector<std::vector<metadata::StaleManifest>>>
+plan_expiry(Registry& registry, int64_t feed_id, int64_t now)
+{
+  auto& md = registry.metadata();
+  std::map<int64_t, metadata::StaleManifest> stale;
+  for (int64_t after = 0;;) {
+    REGISTRY_TRY_ASSIGN(auto rows, md.list_stale_cached_manifests(feed_id, now, after, k_batch));
+    if (rows.empty()) {
+      break;
+    }
+    after = rows.back().manifest.id;
+    for (auto& row : rows) {
+      int64_t id = row.manifest.id;
+      stale.emplace(id, std::move(row));
+    }
+  }
+  std::map<int64_t, std::vector<int64_t>> dependents;
+  for (const auto& [id, row] : stale) {
+    const auto& m = row.manifest;
+    auto& needs = dependents[id];
+    REGISTRY_TRY_ASSIGN(auto parents, md.manifests_referencing(m.digest, true));
+    for (const auto& [parent, repository] : parents) {
+      if (repository == m.repository_id) {
+        needs.push_back(parent);
+      }
+    }
+    REGISTRY_TRY_ASSIGN(auto referrers, md.list_referrers(m.repository_id, m.digest, ""));
+    for (const auto& referrer : referrers) {
+      needs.push_back(referrer.id);
+    }
+  }
+  std::vector<std::vector<metadata::StaleManifest>> waves;
+  std::set<int64_t> planned;
+  for (;;) {
+    std::vector<metadata::StaleManifest> wave;
+    for (const auto& [id, row] : stale) {
+      if (planned.contains(id)) {
+        continue;
+      }
+      const auto& needs = dependents[id];
+      if (std::all_of(needs.begin(), needs.end(), [&](int64_t d) { return planned.contains(d); })) {
+        wave.push_back(row);
+      }
+    }
+    if (wave.empty()) {
+      return waves;
+    }
+    for (const auto& row : wave) {
+      planned.insert(row.manifest.id);
+    }
+    waves.push_back(std::move(wave));
+  }
+}
+
+Result<void>
+expire_cached(Registry& registry, const GcOptions& options, int64_t feed_id, int64_t now,
+              GcReport& report)
+{
+  auto& md = registry.metadata();
+  REGISTRY_TRY_ASSIGN(auto waves, plan_expiry(registry, feed_id, now));
+  for (const auto& wave : waves) {
+    for (const auto& row : wave) {
+      std::vector<std::string> tags;
+      if (options.dry_run) {
+        REGISTRY_TRY_ASSIGN(tags, md.tags_of(row.manifest.repository_id, row.manifest.digest));
+      } else {
+        // Re-checked inside: a pull since the plan keeps it (and, through it,
+        // whatever it lists).
+        REGISTRY_TRY_ASSIGN(auto removed, md.expire_cached_manifest(row.manifest.id, now));
+        if (!removed) {
+          continue;
+        }
+        tags = std::move(*removed);
+      }
+      ++report.cached_manifests_expired;
+      report.cached_tags_expired += tags.size();
+      if (report.expired_manifests.size() < k_max_listed) {
+        report.expired_manifests.push_back(row.repository + "@" + row.manifest.digest);
+      }
+    }
+    report_progress(options, "cached manifests", report.cached_manifests_expired, 0);
   }
   return ok();
 }
@@ -336,6 +426,7 @@ collect_garbage(Registry& registry, const GcOptions& options)
       report.quarantine_recovered += recovered;
     }
     int64_t now = registry.now();
+    REGISTRY_TRY(expire_cached(registry, options, feed_id, now, report));
     if (options.untagged_older_than) {
       REGISTRY_TRY(delete_untagged(registry, options, feed_id, now, report));
     }
@@ -348,11 +439,15 @@ collect_garbage(Registry& registry, const GcOptions& options)
     return fail(result.take_error());
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (!options.dry_run && (report.blobs_removed + report.manifests_removed + report.uploads_purged) > 0) {
+  if (!options.dry_run
+      && (report.blobs_removed + report.manifests_removed + report.uploads_purged
+          + report.cached_manifests_expired)
+           > 0) {
     registry.audit("gc.run", "gc", options.feed, options.feed.empty() ? "all feeds" : options.feed,
                    std::to_string(report.blobs_removed) + " blobs (" + std::to_string(report.bytes_freed)
                      + " bytes), " + std::to_string(report.manifests_removed) + " manifests, "
-                     + std::to_string(report.uploads_purged) + " uploads");
+                     + std::to_string(report.uploads_purged) + " uploads, "
+                     + std::to_string(report.cached_manifests_expired) + " expired cached manifests");
   }
   return report;
 }

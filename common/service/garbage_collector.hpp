@@ -4,7 +4,12 @@
 //
 // GC never needs read-only mode. It works from the metadata indexes in batches:
 //   1. blobs left in quarantine by a crash are restored (row exists) or purged;
-//   2. optionally, untagged manifests older than an age that no index references
+//   2. cached (pull-through) manifests of feeds with a cache retention that
+//      nobody pulled within it are expired with their tags, one transaction
+//      each, dependents first (an index before the manifests it lists, a
+//      referrer before its subject); a manifest that a kept index, a pushed
+//      manifest or a recent pull still needs stays. Upstream has them again.
+//   2b. optionally, untagged manifests older than an age that no index references
 //      (and that are not referrers of a live subject) are deleted;
 //   3. uploads idle longer than the expiry are purged with their bytes, and
 //      upload files no row knows are removed once older than the expiry;
@@ -44,6 +49,9 @@ struct GcReport {
   uint64_t manifests_removed = 0;
   uint64_t uploads_purged = 0;
   uint64_t quarantine_recovered = 0;
+  uint64_t cached_manifests_expired = 0; // past their feed's cache retention
+  uint64_t cached_tags_expired = 0;      // the tags that pointed at them
+  std::vector<std::string> expired_manifests; // FEED/REPO@DIGEST, at most 1000 listed
   double seconds = 0;
   std::vector<std::string> removed_digests; // at most 1000 listed
 };

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common/oci/media_types.hpp"
+#include "common/util/log.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -98,7 +99,24 @@ Registry::get_manifest(std::string_view repository, std::string_view reference, 
   if (!row) {
     return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.str());
   }
+  if (!row->origin.empty()) {
+    record_pull(repo.feed, *row);
+  }
   return to_data(std::move(*row));
+}
+
+void
+Registry::record_pull(const metadata::FeedRow& feed, const metadata::ManifestRow& row)
+{
+  // Compared here first, so most pulls stay reads.
+  int64_t interval = pull_record_interval(feed.cache_retention);
+  int64_t at = now();
+  if (row.last_pulled_at >= at - interval) {
+    return;
+  }
+  if (auto touched = m_metadata->touch_manifest_pull(row.id, at, interval); !touched) {
+    util::log_warn("cannot record a pull of " + row.digest + ": " + touched.error().message);
+  }
 }
 
 Result<DeleteManifestResult>

@@ -176,7 +176,8 @@ Registry::delete_store(const std::string& name)
 
 Result<metadata::FeedRow>
 Registry::create_feed(const std::string& name, const std::string& description,
-                      const std::string& anonymous_access, const std::string& store_name)
+                      const std::string& anonymous_access, const std::string& store_name,
+                      int64_t cache_retention)
 {
   if (!oci::is_valid_feed_name(name)) {
     return fail(ErrorCode::name_invalid,
@@ -188,8 +189,12 @@ Registry::create_feed(const std::string& name, const std::string& description,
   if (anonymous_access != "none" && anonymous_access != "pull") {
     return fail(ErrorCode::invalid_argument, "anonymous access must be 'none' or 'pull'");
   }
+  if (cache_retention < 0) {
+    return fail(ErrorCode::invalid_argument, "the cache retention must not be negative");
+  }
   REGISTRY_TRY_ASSIGN(auto store_row, get_store(store_name));
-  return m_metadata->create_feed(name, description, store_row.id, anonymous_access, now());
+  return m_metadata->create_feed(name, description, store_row.id, anonymous_access, now(),
+                                 cache_retention);
 }
 
 Result<std::vector<metadata::FeedRow>>
@@ -210,14 +215,18 @@ Registry::get_feed(const std::string& name)
 
 Result<metadata::FeedRow>
 Registry::update_feed(const std::string& name, const std::optional<std::string>& description,
-                      const std::optional<std::string>& anonymous_access)
+                      const std::optional<std::string>& anonymous_access,
+                      std::optional<int64_t> cache_retention)
 {
   REGISTRY_TRY_ASSIGN(auto feed, get_feed(name));
   if (anonymous_access && *anonymous_access != "none" && *anonymous_access != "pull") {
     return fail(ErrorCode::invalid_argument, "anonymous access must be 'none' or 'pull'");
   }
+  if (cache_retention && *cache_retention < 0) {
+    return fail(ErrorCode::invalid_argument, "the cache retention must not be negative");
+  }
   return m_metadata->update_feed(name, description.value_or(feed.description),
-                                 anonymous_access.value_or(feed.anonymous_access));
+                                 anonymous_access.value_or(feed.anonymous_access), cache_retention);
 }
 
 Result<void>

@@ -130,6 +130,17 @@ struct ImageDetails {
   oci::Manifest parsed;
 };
 
+// How often a pull of one cached manifest is written down, in seconds: at
+// most once an hour, and finer for short retentions (a 24th of it) so the
+// stamp never lags the retention by more than a few percent. Pulls in
+// between are reads only.
+constexpr int64_t
+pull_record_interval(int64_t cache_retention)
+{
+  constexpr int64_t k_hour = 3600;
+  return cache_retention > 0 && cache_retention / 24 < k_hour ? cache_retention / 24 : k_hour;
+}
+
 class Registry
 {
 public:
@@ -191,15 +202,19 @@ public:
   // --- feeds ---
   // name_invalid for a bad or reserved name, already_exists when taken,
   // name_unknown for an unknown store.
+  // `cache_retention`: seconds a cached manifest may go unpulled before gc
+  // expires it; 0 keeps cached content forever. invalid_argument when negative.
   Result<metadata::FeedRow> create_feed(const std::string& name, const std::string& description,
                                         const std::string& anonymous_access,
-                                        const std::string& store = "default");
+                                        const std::string& store = "default",
+                                        int64_t cache_retention = 0);
   Result<std::vector<metadata::FeedRow>> list_feeds();
   // name_unknown when absent.
   Result<metadata::FeedRow> get_feed(const std::string& name);
   Result<metadata::FeedRow> update_feed(const std::string& name,
                                         const std::optional<std::string>& description,
-                                        const std::optional<std::string>& anonymous_access);
+                                        const std::optional<std::string>& anonymous_access,
+                                        std::optional<int64_t> cache_retention = std::nullopt);
   // Removes the feed and all its repositories; blob bytes are reclaimed by gc.
   Result<void> delete_feed(const std::string& name);
 
@@ -305,6 +320,8 @@ public:
                                 const std::string& artifact_type);
 
 private:
+  // Stamps a cached manifest as pulled, at most once per pull_record_interval().
+  void record_pull(const metadata::FeedRow& feed, const metadata::ManifestRow& row);
   struct ResolvedRepository {
     oci::RepositoryName name;
     std::string full;

@@ -175,6 +175,24 @@ parse_duration(std::string_view text)
 }
 
 std::string
+format_duration(int64_t seconds)
+{
+  if (seconds <= 0) {
+    return "0s";
+  }
+  std::string out;
+  for (auto [unit, suffix] : {std::pair{int64_t{86400}, 'd'}, std::pair{int64_t{3600}, 'h'},
+                              std::pair{int64_t{60}, 'm'}, std::pair{int64_t{1}, 's'}}) {
+    if (seconds >= unit) {
+      out += std::to_string(seconds / unit);
+      out += suffix;
+      seconds %= unit;
+    }
+  }
+  return out;
+}
+
+std::string
 format_time(int64_t t)
 {
   std::time_t tt = static_cast<std::time_t>(t);

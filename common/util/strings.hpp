@@ -27,6 +27,10 @@ std::string human_size(uint64_t bytes);
 // seconds. nullopt on malformed text.
 std::optional<int64_t> parse_duration(std::string_view text);
 
+// The duration `seconds` as parse_duration() reads it back, largest units
+// first: 90 -> "1m30s", 86400 -> "1d", 0 -> "0s".
+std::string format_duration(int64_t seconds);
+
 // RFC 3339 UTC timestamp of Unix seconds `t`.
 std::string format_time(int64_t t);
 

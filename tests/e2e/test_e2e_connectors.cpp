@@ -709,3 +709,99 @@ TEST_SUITE("e2e")
     slow.check_cached_after_one_fetch();
   }
 }
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("connectors: cached content unpulled past the feed's cache retention expires in gc")
+  {
+    RegistryFixture upstream; // open: anonymous upstream
+    auto old_image = upstream.c().push_image("main/app", "old", {"an old layer"});
+    auto kept_image = upstream.c().push_image("main/app", "kept", {"a kept layer"});
+    auto other_image = upstream.c().push_image("main/app", "other", {"a layer in a feed without retention"});
+    std::string up = "http://" + upstream.server->host_port();
+    RegistryFixture down;
+    auto& c = down.c();
+
+    // The setting: validated, shown, changeable.
+    auto bad = run_cli(down.data, {"feed", "create", "hub", "--cache-retention", "soon"});
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("--cache-retention") != std::string::npos);
+    CHECK(count(bad.err, "\n") == 1);
+    CHECK(run_cli(down.data, {"feed", "create", "hub", "--cache-retention", "0s"}).exit_code == 2);
+    REQUIRE(run_cli(down.data, {"feed", "create", "hub", "--cache-retention", "30d"}).exit_code == 0);
+    auto shown = nlohmann::json::parse(run_cli(down.data, {"feed", "show", "hub", "-o", "json"}).out);
+    CHECK(shown["cache_retention_seconds"] == 30 * 86400);
+    CHECK(run_cli(down.data, {"feed", "list"}).out.find(" 30d ") != std::string::npos);
+    CHECK(run_cli(down.data, {"feed", "update", "hub", "--cache-retention", "-1"}).exit_code == 2);
+    // Whole seconds: 3 s leaves room for a slow machine between a pull and gc.
+    auto updated = run_cli(down.data, {"feed", "update", "hub", "--cache-retention", "3s", "-o", "json"});
+    REQUIRE_MESSAGE(updated.exit_code == 0, updated.err);
+    CHECK(nlohmann::json::parse(updated.out)["cache_retention_seconds"] == 3);
+    REQUIRE(run_cli(down.data, {"feed", "create", "keep"}).exit_code == 0); // retention off
+    CHECK(nlohmann::json::parse(run_cli(down.data, {"feed", "show", "keep", "-o", "json"}).out)
+            ["cache_retention_seconds"]
+          == 0);
+    REQUIRE(run_cli(down.data, {"connector", "add", "hub", up}).exit_code == 0);
+    REQUIRE(run_cli(down.data, {"connector", "add", "keep", up}).exit_code == 0);
+    auto pushed = c.push_image("hub/local/app", "mine", {"pushed here"});
+
+    auto pull = [&](const std::string& repository, const PushedImage& image, const std::string& tag) {
+      auto manifest = c.get("/v2/" + repository + "/manifests/" + tag);
+      REQUIRE(manifest);
+      REQUIRE_MESSAGE(manifest->status == 200, manifest->body);
+      CHECK(manifest->body == image.manifest);
+      std::vector<Blob> blobs = image.layers;
+      blobs.push_back(image.config);
+      for (const auto& blob : blobs) {
+        auto got = c.get("/v2/" + repository + "/blobs/" + blob.digest);
+        REQUIRE(got);
+        CHECK(got->status == 200);
+        CHECK(got->body == blob.data);
+      }
+    };
+    pull("hub/main/app", old_image, "old");
+    pull("hub/main/app", kept_image, "kept");
+    pull("keep/main/app", other_image, "other");
+    std::string log = settled_log(*upstream.server);
+    CHECK(count(log, "GET /v2/main/app/manifests/old 200") == 1);
+    CHECK(count(log, "GET /v2/main/app/blobs/" + old_image.layers[0].digest + " 200") == 1);
+
+    std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+    // Pulled again (by digest counts too): not expired.
+    REQUIRE(c.get("/v2/hub/main/app/manifests/" + kept_image.digest)->status == 200);
+
+    auto dry = run_cli(down.data, {"gc", "--dry-run", "--grace", "0s", "-o", "json"});
+    REQUIRE_MESSAGE(dry.exit_code == 0, dry.err);
+    auto plan = nlohmann::json::parse(dry.out);
+    CHECK(plan["cached_manifests_expired"] == 1);
+    CHECK(plan["cached_tags_expired"] == 1);
+    CHECK(plan["expired_manifests"] == nlohmann::json::array({"hub/main/app@" + old_image.digest}));
+    CHECK(run_cli(down.data, {"-q", "tag", "list", "hub/main/app"}).out == "kept\nold\n");
+
+    auto ran = run_cli(down.data, {"gc", "--grace", "0s", "-o", "json"});
+    REQUIRE_MESSAGE(ran.exit_code == 0, ran.err);
+    auto report = nlohmann::json::parse(ran.out);
+    CHECK(report["cached_manifests_expired"] == 1);
+    CHECK(report["cached_tags_expired"] == 1);
+    CHECK(report["expired_manifests"] == plan["expired_manifests"]);
+    // The old image's layer (all test images share one config blob, which the
+    // kept and pushed images still reference).
+    CHECK(report["blobs_removed"] == 1);
+    CHECK(report["removed_digests"] == nlohmann::json::array({old_image.layers[0].digest}));
+    CHECK(run_cli(down.data, {"-q", "tag", "list", "hub/main/app"}).out == "kept\n");
+    CHECK(run_cli(down.data, {"-q", "tag", "list", "keep/main/app"}).out == "other\n");
+    CHECK(run_cli(down.data, {"-q", "tag", "list", "hub/local/app"}).out == "mine\n");
+    CHECK(c.get("/v2/hub/local/app/blobs/" + pushed.layers[0].digest)->body == "pushed here");
+    auto fsck = run_cli(down.data, {"fsck"});
+    CHECK_MESSAGE(fsck.exit_code == 0, fsck.out);
+    auto text = run_cli(down.data, {"gc", "--dry-run", "--grace", "0s"});
+    CHECK(text.out.find("would remove 0 blobs") != std::string::npos);
+
+    // Pulling the expired image again fetches it from upstream again.
+    pull("hub/main/app", old_image, "old");
+    log = settled_log(*upstream.server);
+    CHECK(count(log, "GET /v2/main/app/manifests/old 200") == 2);
+    CHECK(count(log, "GET /v2/main/app/blobs/" + old_image.layers[0].digest + " 200") == 2);
+    CHECK(run_cli(down.data, {"-q", "tag", "list", "hub/main/app"}).out == "kept\nold\n");
+  }
+}

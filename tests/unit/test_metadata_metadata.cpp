@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -828,5 +829,204 @@ TEST_SUITE("metadata")
       CHECK(totals->uploads == 1);
       CHECK(code_of((*ro)->create_feed("other", "", k_store, "pull", k_now)) == ErrorCode::io_error);
     }
+  }
+
+  TEST_CASE("metadata::Metadata cached manifest expiry")
+  {
+    Fixture f;
+    constexpr int64_t k_day = 86400;
+    const std::string k_origin = "https://upstream.invalid";
+    auto cache = [&](const std::string& bytes, const std::string& tag,
+                     const std::vector<std::string>& children = {}) {
+      NewManifest m = manifest_record(bytes, children.empty() ? std::vector<std::string>{f.config, f.blob}
+                                                              : std::vector<std::string>{},
+                                      children);
+      m.origin = k_origin;
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, "team/app", m, tag, k_now));
+      return digest_of(bytes);
+    };
+    auto row_of = [&](const std::string& digest) {
+      auto row = f.db->find_manifest(f.repo_id, digest, false);
+      REQUIRE_OK(row);
+      return *row;
+    };
+    auto stale_digests = [&](int64_t now) {
+      auto rows = f.db->list_stale_cached_manifests(0, now, 0, 100);
+      REQUIRE_OK(rows);
+      std::vector<std::string> out;
+      for (const auto& r : *rows) {
+        CHECK(r.repository == "team/app");
+        out.push_back(r.manifest.digest);
+      }
+      std::sort(out.begin(), out.end());
+      return out;
+    };
+    REQUIRE_OK(f.db->update_feed("team", "the team", "pull", 7 * k_day));
+
+    SUBCASE("a cached manifest records its caching time as its last pull; a pushed one has none")
+    {
+      std::string cached = cache("cached", "c");
+      std::string pushed = f.put_image("pushed", "p");
+      CHECK(row_of(cached)->last_pulled_at == k_now);
+      CHECK(row_of(cached)->origin == k_origin);
+      CHECK(row_of(pushed)->last_pulled_at == 0);
+    }
+
+    SUBCASE("update_feed sets the retention only when given one, and 0 turns it off")
+    {
+      auto kept = f.db->update_feed("team", "renamed", "none");
+      REQUIRE_OK(kept);
+      CHECK(kept->cache_retention == 7 * k_day);
+      auto off = f.db->update_feed("team", "renamed", "none", 0);
+      REQUIRE_OK(off);
+      CHECK(off->cache_retention == 0);
+      auto found = f.db->find_feed("team");
+      REQUIRE_OK(found);
+      CHECK((*found)->cache_retention == 0);
+    }
+
+    SUBCASE("only cached manifests unpulled for longer than the feed's retention are stale")
+    {
+      std::string cached = cache("cached", "c");
+      f.put_image("pushed", "p");
+      CHECK(stale_digests(k_now + 7 * k_day - 1).empty());
+      CHECK(stale_digests(k_now + 7 * k_day) == std::vector<std::string>{cached});
+      REQUIRE_OK(f.db->update_feed("team", "the team", "pull", 0));
+      CHECK(stale_digests(k_now + 365 * k_day).empty());
+    }
+
+    SUBCASE("touch_manifest_pull writes only when the stamp is older than the interval")
+    {
+      std::string cached = cache("cached", "c");
+      int64_t id = row_of(cached)->id;
+      auto early = f.db->touch_manifest_pull(id, k_now + 3599, 3600);
+      REQUIRE_OK(early);
+      CHECK_FALSE(*early);
+      CHECK(row_of(cached)->last_pulled_at == k_now);
+      auto late = f.db->touch_manifest_pull(id, k_now + 3601, 3600);
+      REQUIRE_OK(late);
+      CHECK(*late);
+      CHECK(row_of(cached)->last_pulled_at == k_now + 3601);
+      std::string pushed = f.put_image("pushed", "p");
+      auto on_pushed = f.db->touch_manifest_pull(row_of(pushed)->id, k_now + 9000, 0);
+      REQUIRE_OK(on_pushed);
+      CHECK_FALSE(*on_pushed);
+      CHECK(row_of(pushed)->last_pulled_at == 0);
+    }
+
+    SUBCASE("expire_cached_manifest deletes it with its tags, once")
+    {
+      std::string cached = cache("cached", "c");
+      cache("cached", "latest");
+      int64_t id = row_of(cached)->id;
+      auto expired = f.db->expire_cached_manifest(id, k_now + 8 * k_day);
+      REQUIRE_OK(expired);
+      REQUIRE(expired->has_value());
+      CHECK(**expired == std::vector<std::string>{"c", "latest"});
+      CHECK_FALSE(row_of(cached).has_value());
+      auto tags = f.db->list_tags(f.repo_id, "", 10);
+      REQUIRE_OK(tags);
+      CHECK(tags->empty());
+      auto again = f.db->expire_cached_manifest(id, k_now + 8 * k_day);
+      REQUIRE_OK(again);
+      CHECK_FALSE(again->has_value());
+    }
+
+    SUBCASE("a pull recorded after the listing keeps the manifest (re-checked in the transaction)")
+    {
+      std::string cached = cache("cached", "c");
+      int64_t id = row_of(cached)->id;
+      REQUIRE(stale_digests(k_now + 8 * k_day) == std::vector<std::string>{cached});
+      REQUIRE_OK(f.db->touch_manifest_pull(id, k_now + 8 * k_day - 10, 3600));
+      auto expired = f.db->expire_cached_manifest(id, k_now + 8 * k_day);
+      REQUIRE_OK(expired);
+      CHECK_FALSE(expired->has_value());
+      CHECK(row_of(cached).has_value());
+    }
+
+    SUBCASE("a pushed manifest is never expired, nor a cached one in a feed without retention")
+    {
+      std::string pushed = f.put_image("pushed", "p");
+      auto not_cached = f.db->expire_cached_manifest(row_of(pushed)->id, k_now + 100 * k_day);
+      REQUIRE_OK(not_cached);
+      CHECK_FALSE(not_cached->has_value());
+      std::string cached = cache("cached", "c");
+      REQUIRE_OK(f.db->update_feed("team", "the team", "pull", 0));
+      auto off = f.db->expire_cached_manifest(row_of(cached)->id, k_now + 100 * k_day);
+      REQUIRE_OK(off);
+      CHECK_FALSE(off->has_value());
+      CHECK(row_of(pushed).has_value());
+      CHECK(row_of(cached).has_value());
+    }
+
+    SUBCASE("a manifest an index lists, or a referrer names as subject, is not expired until they go")
+    {
+      std::string child = cache("child", "");
+      std::string index = cache("index", "multi", {child});
+      REQUIRE(stale_digests(k_now + 8 * k_day) == [&] {
+        std::vector<std::string> both{child, index};
+        std::sort(both.begin(), both.end());
+        return both;
+      }());
+      auto blocked = f.db->expire_cached_manifest(row_of(child)->id, k_now + 8 * k_day);
+      REQUIRE_OK(blocked);
+      CHECK_FALSE(blocked->has_value());
+      auto parent = f.db->expire_cached_manifest(row_of(index)->id, k_now + 8 * k_day);
+      REQUIRE_OK(parent);
+      REQUIRE(parent->has_value());
+      CHECK(**parent == std::vector<std::string>{"multi"});
+
+      NewManifest referrer = manifest_record("signature", {f.blob});
+      referrer.subject_digest = child;
+      REQUIRE_OK(f.db->put_manifest(f.feed.id, "team/app", referrer, "", k_now));
+      auto subject = f.db->expire_cached_manifest(row_of(child)->id, k_now + 8 * k_day);
+      REQUIRE_OK(subject);
+      CHECK_FALSE(subject->has_value());
+      CHECK(row_of(child).has_value());
+    }
+  }
+
+  TEST_CASE("metadata::Metadata migration to cache retention")
+  {
+    TestDir dir;
+    int version = 0;
+    std::string cached = digest_of("cached");
+    std::string pushed = digest_of("pushed");
+    {
+      auto db = open_db(dir);
+      version = db->schema_version();
+      auto feed = db->create_feed("team", "", k_store, "pull", k_now, 3600);
+      REQUIRE_OK(feed);
+      NewManifest c = manifest_record("cached");
+      c.origin = "https://upstream.invalid";
+      REQUIRE_OK(db->put_manifest(feed->id, "team/app", c, "c", k_now));
+      REQUIRE_OK(db->put_manifest(feed->id, "team/app", manifest_record("pushed"), "p", k_now));
+    }
+    {
+      // Back to the schema before the migration, as an older registryctl left it.
+      SQLite::Database raw((dir / "registry.db").string(), SQLite::OPEN_READWRITE);
+      raw.exec("DROP INDEX manifests_cached");
+      raw.exec("ALTER TABLE manifests DROP COLUMN last_pulled_at");
+      raw.exec("ALTER TABLE feeds DROP COLUMN cache_retention");
+      raw.exec("PRAGMA user_version = " + std::to_string(version - 1));
+    }
+    int64_t before = static_cast<int64_t>(std::time(nullptr));
+    auto db = open_db(dir);
+    CHECK(db->schema_version() == version);
+    auto feed = db->find_feed("team");
+    REQUIRE_OK(feed);
+    CHECK((*feed)->cache_retention == 0);
+    auto repo = db->find_repository("team/app");
+    REQUIRE_OK(repo);
+    auto c = db->find_manifest((*repo)->id, cached, false);
+    REQUIRE_OK(c);
+    REQUIRE(c->has_value());
+    // Existing cached content counts as pulled at the upgrade, not at its caching.
+    CHECK((*c)->last_pulled_at >= before);
+    CHECK((*c)->last_pulled_at <= static_cast<int64_t>(std::time(nullptr)));
+    auto p = db->find_manifest((*repo)->id, pushed, false);
+    REQUIRE_OK(p);
+    REQUIRE(p->has_value());
+    CHECK((*p)->last_pulled_at == 0);
   }
 }

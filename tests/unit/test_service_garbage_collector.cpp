@@ -972,6 +972,181 @@ TEST_SUITE("service")
     }
   }
 
+  TEST_CASE("service::collect_garbage cache retention")
+  {
+    Fixture f;
+    const std::string k_origin = "https://upstream.invalid";
+    auto team = f.reg->get_feed("team");
+    REQUIRE_OK(team);
+    REQUIRE_OK(f.reg->update_feed("team", std::nullopt, std::nullopt, 7 * k_day));
+    // Stores a manifest as a pull-through does (origin set, blobs linked).
+    auto cache = [&](const std::string& repository, const std::string& tag, const std::string& bytes,
+                     std::string_view media_type = mt::oci_manifest) {
+      auto parsed = registry::oci::parse_manifest(bytes, media_type);
+      REQUIRE_OK(parsed);
+      registry::metadata::NewManifest record;
+      record.digest = digest_of(bytes);
+      record.media_type = std::string(media_type);
+      record.bytes = bytes;
+      record.origin = k_origin;
+      for (const auto& blob : parsed->referenced_blobs()) {
+        record.references.push_back({registry::metadata::ManifestReferenceRecord::Kind::blob, blob.digest.str()});
+      }
+      for (const auto& child : parsed->manifests) {
+        record.references.push_back({registry::metadata::ManifestReferenceRecord::Kind::manifest, child.digest.str()});
+      }
+      auto feed = f.reg->get_feed(repository.substr(0, repository.find('/')));
+      REQUIRE_OK(feed);
+      REQUIRE_OK(f.reg->metadata().put_manifest(feed->id, repository, record, tag, f.clock->now()));
+      return record.digest;
+    };
+    // The manifest row, read without counting as a pull.
+    auto row = [&](const std::string& repository, const std::string& digest) {
+      auto repo = f.reg->metadata().find_repository(repository);
+      REQUIRE_OK(repo);
+      REQUIRE(repo->has_value());
+      auto found = f.reg->metadata().find_manifest((*repo)->id, digest, false);
+      REQUIRE_OK(found);
+      return *found;
+    };
+    auto pull = [&](const std::string& repository, const std::string& reference) {
+      REQUIRE_OK(f.reg->get_manifest(repository, reference, true));
+    };
+
+    SUBCASE("a cached image unpulled past the retention goes with its tag and blobs; others stay")
+    {
+      Image old_img = f.image("team/app", "old", 40);
+      Image pulled_img = f.image("team/app", "pulled", 41);
+      Image pushed_img = f.image("team/app", "pushed", 42);
+      Image other_img = f.image("other/app", "other", 43);
+      const std::string d_old = cache("team/app", "old", old_img.manifest);
+      const std::string d_pulled = cache("team/app", "pulled", pulled_img.manifest);
+      const std::string d_pushed = f.put("team/app", "v1", pushed_img.manifest);
+      const std::string d_other = cache("other/app", "cached", other_img.manifest);
+      f.clock->advance(6 * k_day);
+      pull("team/app", "pulled");
+      f.clock->advance(2 * k_day);
+
+      GcReport report = f.gc(gc_options(k_hour));
+      CHECK(report.cached_manifests_expired == 1);
+      CHECK(report.cached_tags_expired == 1);
+      CHECK(report.expired_manifests == std::vector<std::string>{"team/app@" + d_old});
+      CHECK(report.blobs_removed == 2);
+      CHECK(sorted(report.removed_digests) == sorted(old_img.blob_digests()));
+      CHECK(report.bytes_freed == old_img.blob_bytes());
+      CHECK_FALSE(row("team/app", d_old).has_value());
+      auto tags = f.reg->list_tags("team/app", "", 100);
+      REQUIRE_OK(tags);
+      std::vector<std::string> names;
+      for (const auto& t : tags->tags) {
+        names.push_back(t.name);
+      }
+      CHECK(sorted(names) == std::vector<std::string>{"pulled", "v1"});
+      CHECK(row("team/app", d_pulled).has_value());
+      CHECK(row("team/app", d_pushed).has_value());
+      CHECK(row("other/app", d_other).has_value());
+      for (const auto& d : pulled_img.blob_digests()) {
+        CHECK(f.stored(d));
+      }
+
+      GcReport second = f.gc(gc_options(k_hour));
+      CHECK(second.cached_manifests_expired == 0);
+      CHECK(second.blobs_removed == 0);
+    }
+
+    SUBCASE("a pull is written at most once per interval: an hour, or a 24th of a short retention")
+    {
+      Image img = f.image("team/app", "img", 44);
+      const std::string d = cache("team/app", "t", img.manifest);
+      f.clock->advance(10 * 60);
+      pull("team/app", "t");
+      CHECK(row("team/app", d)->last_pulled_at == k_start);
+      f.clock->advance(k_hour);
+      pull("team/app", "t");
+      CHECK(row("team/app", d)->last_pulled_at == k_start + 10 * 60 + k_hour);
+      CHECK(registry::service::pull_record_interval(0) == k_hour);
+      CHECK(registry::service::pull_record_interval(30 * k_day) == k_hour);
+      CHECK(registry::service::pull_record_interval(48) == 2);
+      REQUIRE_OK(f.reg->update_feed("team", std::nullopt, std::nullopt, 48));
+      f.clock->advance(3);
+      pull("team/app", d);
+      CHECK(row("team/app", d)->last_pulled_at == k_start + 10 * 60 + k_hour + 3);
+    }
+
+    SUBCASE("children of a recently pulled index stay; once the index is stale all three go")
+    {
+      Image amd = f.image("team/app", "amd", 45);
+      Image arm = f.image("team/app", "arm", 46);
+      const std::string d_amd = cache("team/app", "", amd.manifest);
+      const std::string d_arm = cache("team/app", "", arm.manifest);
+      const std::string index = registry::test::oci_index_json({amd.manifest, arm.manifest}).dump();
+      const std::string d_index = cache("team/app", "multi", index, mt::oci_index);
+      f.clock->advance(6 * k_day);
+      pull("team/app", "multi");
+      f.clock->advance(2 * k_day);
+
+      GcReport kept = f.gc(gc_options(k_hour));
+      CHECK(kept.cached_manifests_expired == 0);
+      CHECK(kept.blobs_removed == 0);
+      CHECK(row("team/app", d_amd).has_value());
+      CHECK(row("team/app", d_arm).has_value());
+
+      f.clock->advance(6 * k_day);
+      GcReport report = f.gc(gc_options(k_hour));
+      CHECK(report.cached_manifests_expired == 3);
+      CHECK(report.cached_tags_expired == 1);
+      CHECK(report.expired_manifests.front() == "team/app@" + d_index);
+      CHECK(report.blobs_removed == 4);
+      CHECK_FALSE(row("team/app", d_index).has_value());
+      CHECK_FALSE(row("team/app", d_amd).has_value());
+      CHECK_FALSE(row("team/app", d_arm).has_value());
+    }
+
+    SUBCASE("a cached manifest that a pushed index lists stays however stale")
+    {
+      Image amd = f.image("team/app", "amd", 47);
+      const std::string d_amd = cache("team/app", "", amd.manifest);
+      const std::string index = registry::test::oci_index_json({amd.manifest}).dump();
+      const std::string d_index = f.put("team/app", "pushed", index, mt::oci_index);
+      f.clock->advance(30 * k_day);
+      GcReport report = f.gc(gc_options(k_hour));
+      CHECK(report.cached_manifests_expired == 0);
+      CHECK(report.blobs_removed == 0);
+      CHECK(row("team/app", d_amd).has_value());
+      CHECK(row("team/app", d_index).has_value());
+    }
+
+    SUBCASE("a dry run lists what the real run then expires and changes nothing")
+    {
+      Image img = f.image("team/app", "img", 48);
+      const std::string d = cache("team/app", "t", img.manifest);
+      f.clock->advance(8 * k_day);
+      GcOptions dry = gc_options(k_hour);
+      dry.dry_run = true;
+      GcReport plan = f.gc(dry);
+      CHECK(plan.cached_manifests_expired == 1);
+      CHECK(plan.cached_tags_expired == 1);
+      CHECK(plan.expired_manifests == std::vector<std::string>{"team/app@" + d});
+      CHECK(row("team/app", d).has_value());
+      GcReport real = f.gc(gc_options(k_hour));
+      CHECK(real.expired_manifests == plan.expired_manifests);
+      CHECK(real.cached_tags_expired == plan.cached_tags_expired);
+      CHECK_FALSE(row("team/app", d).has_value());
+    }
+
+    SUBCASE("with the retention off nothing cached expires")
+    {
+      REQUIRE_OK(f.reg->update_feed("team", std::nullopt, std::nullopt, 0));
+      Image img = f.image("team/app", "img", 49);
+      const std::string d = cache("team/app", "t", img.manifest);
+      f.clock->advance(365 * k_day);
+      GcReport report = f.gc(gc_options(k_hour));
+      CHECK(report.cached_manifests_expired == 0);
+      CHECK(report.blobs_removed == 0);
+      CHECK(row("team/app", d).has_value());
+    }
+  }
+
   TEST_CASE("service::check_integrity")
   {
     Fixture f;

@@ -55,6 +55,18 @@ TEST_SUITE("util")
     }
   }
 
+  TEST_CASE("util::format_duration")
+  {
+    CHECK(util::format_duration(0) == "0s");
+    CHECK(util::format_duration(2) == "2s");
+    CHECK(util::format_duration(90) == "1m30s");
+    CHECK(util::format_duration(30 * 86400) == "30d");
+    CHECK(util::format_duration(86400 + 7200 + 4) == "1d2h4s");
+    for (int64_t seconds : {int64_t{1}, int64_t{59}, int64_t{3601}, int64_t{93784}, int64_t{400 * 86400}}) {
+      CHECK(util::parse_duration(util::format_duration(seconds)) == seconds);
+    }
+  }
+
   TEST_CASE("util::parse_duration")
   {
     SUBCASE("plain digits are seconds")
