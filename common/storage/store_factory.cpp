@@ -203,7 +203,10 @@ open_store(const metadata::StoreRow& row, const fs::path& data_dir)
   }
   if (row.type == "s3") {
     // Upload tails shorter than one part wait on local disk until they fill one.
-    settings["spool_dir"] = (data_dir / "spool" / row.name).string();
+    // Absolute: the driver insists, and `--data` may be given relative.
+    std::error_code ec;
+    fs::path spool = fs::absolute(data_dir / "spool" / row.name, ec).lexically_normal();
+    settings["spool_dir"] = (ec ? data_dir / "spool" / row.name : spool).string();
     REGISTRY_TRY_ASSIGN(auto options, S3Options::from_settings(settings));
     REGISTRY_TRY_ASSIGN(auto store, S3BlobStore::open(options));
     return std::unique_ptr<BlobStore>(std::move(store));

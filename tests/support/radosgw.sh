@@ -149,7 +149,7 @@ bluestore cache size = 256M
 bluestore fsck on mkfs = false
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port endpoint=[::1]:$rgw6_port ssl_endpoint=127.0.0.1:$rgw_tls_port ssl_certificate=$D/tls.pem ssl_private_key=$D/tls.key
+rgw frontends = beast tcp_nodelay=1 endpoint=127.0.0.1:$rgw_port endpoint=[::1]:$rgw6_port ssl_endpoint=127.0.0.1:$rgw_tls_port ssl_certificate=$D/tls.pem ssl_private_key=$D/tls.key
 rgw dns name = s3.localhost
 # SIGTERM otherwise waits about 6 s for in-flight requests; the data is throwaway.
 rgw exit timeout secs = 1

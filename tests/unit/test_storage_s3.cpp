@@ -4,6 +4,7 @@
 
 #include "common/storage/s3_blob_store.hpp"
 #include "common/storage/sigv4.hpp"
+#include "common/storage/store_factory.hpp"
 
 #include "common/oci/digest.hpp"
 #include "common/util/uuid.hpp"
@@ -276,6 +277,20 @@ TEST_CASE("S3Options::from_settings")
     REQUIRE(code_of(options) == ErrorCode::invalid_argument);
     CHECK(options.error().message.find("ca_file '/nonexistent/ca.pem'") != std::string::npos);
   }
+}
+
+TEST_CASE("open_store: an S3 store under a relative data directory spools to an absolute path")
+{
+  TestDir dir;
+  std::filesystem::path relative = std::filesystem::relative(dir.path(), std::filesystem::current_path());
+  REQUIRE(relative.is_relative());
+  registry::metadata::StoreRow row{1, "relstore", "s3",
+                                   R"({"endpoint":"http://127.0.0.1:9","bucket":"bucket","region":"us-east-1"})"};
+  ::setenv("REGISTRYCTL_STORE_RELSTORE_ACCESS_KEY_ID", "AK", 1);
+  ::setenv("REGISTRYCTL_STORE_RELSTORE_SECRET_ACCESS_KEY", "SK", 1);
+  auto store = registry::storage::open_store(row, relative);
+  REQUIRE_OK(store);
+  CHECK(std::filesystem::is_directory(dir / "spool" / "relstore"));
 }
 
 TEST_CASE("S3BlobStore::part_size_for grows so 10,000 parts hold large layers")
