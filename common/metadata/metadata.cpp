@@ -478,6 +478,25 @@ blob_in_store(Connection& db, const char* column, int64_t store_id, const std::s
   return std::nullopt;
 }
 
+// The blob `digest` linked to the repository whose `column` (its id or its full
+// name) is `key`, in the store of the repository's feed.
+template <typename Key>
+Result<std::optional<BlobRow>>
+linked_blob(Connection& db, const char* column, const Key& key, const std::string& digest)
+{
+  SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
+                            + " FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
+                              "JOIN repositories r ON r.id = rb.repository_id "
+                              "JOIN feeds f ON f.id = r.feed_id WHERE " + column
+                            + " = ? AND b.digest = ? AND b.store_id = f.store_id");
+  q.bind(1, key);
+  q.bind(2, digest);
+  if (q.executeStep()) {
+    return std::optional<BlobRow>(read_blob(q));
+  }
+  return std::optional<BlobRow>();
+}
+
 Result<RepositoryRow>
 load_repository(Connection& db, int64_t id)
 {
@@ -796,20 +815,13 @@ Metadata::list_repositories(const std::string& feed)
 Result<std::optional<BlobRow>>
 Metadata::find_linked_blob(int64_t repository_id, const std::string& digest)
 {
-  return m_impl->run([&](Connection& db) -> Result<std::optional<BlobRow>> {
-    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
-                              + " FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
-                                "JOIN repositories r ON r.id = rb.repository_id "
-                                "JOIN feeds f ON f.id = r.feed_id "
-                                "WHERE rb.repository_id = ? AND b.digest = ? "
-                                "AND b.store_id = f.store_id");
-    q.bind(1, repository_id);
-    q.bind(2, digest);
-    if (q.executeStep()) {
-      return std::optional<BlobRow>(read_blob(q));
-    }
-    return std::optional<BlobRow>();
-  });
+  return m_impl->run([&](Connection& db) { return linked_blob(db, "rb.repository_id", repository_id, digest); });
+}
+
+Result<std::optional<BlobRow>>
+Metadata::find_linked_blob(const std::string& repository, const std::string& digest)
+{
+  return m_impl->run([&](Connection& db) { return linked_blob(db, "r.name", repository, digest); });
 }
 
 Result<std::optional<BlobRow>>

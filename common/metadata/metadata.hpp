@@ -267,6 +267,10 @@ public:
   // The blob with `digest` linked to the repository; nullopt when not linked.
   Result<std::optional<BlobRow>> find_linked_blob(int64_t repository_id,
                                                   const std::string& digest);
+  // The same by the repository's full name (FEED/REPO): one query, for the
+  // blob HEAD and GET paths.
+  Result<std::optional<BlobRow>> find_linked_blob(const std::string& repository,
+                                                  const std::string& digest);
   // The blob with `digest` in a store, linked or not.
   Result<std::optional<BlobRow>> find_blob(int64_t store_id, const std::string& digest);
   // Records a committed blob (or refreshes an existing row) and links it to the

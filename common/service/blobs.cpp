@@ -152,6 +152,12 @@ struct Registry::UploadState : UploadProgress {
 Result<metadata::BlobRow>
 Registry::linked_blob(std::string_view repository, const oci::Digest& digest)
 {
+  // The common case in one query: the blob is there.
+  REGISTRY_TRY_ASSIGN(auto name, oci::parse_repository_name(repository));
+  REGISTRY_TRY_ASSIGN(auto direct, m_metadata->find_linked_blob(name.full(), digest.str()));
+  if (direct) {
+    return std::move(*direct);
+  }
   REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
   std::optional<metadata::BlobRow> blob;
   if (repo.row) {
@@ -190,12 +196,9 @@ Result<OpenBlob>
 Registry::open_blob(std::string_view repository, std::string_view digest, OpenFor purpose)
 {
   REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
-  // The stored blob first: one lookup on the path every pull takes.
-  REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
-  std::optional<metadata::BlobRow> found;
-  if (repo.row) {
-    REGISTRY_TRY_ASSIGN(found, m_metadata->find_linked_blob(repo.row->id, parsed.str()));
-  }
+  // The stored blob first: one query on the path every pull takes.
+  REGISTRY_TRY_ASSIGN(auto name, oci::parse_repository_name(repository));
+  REGISTRY_TRY_ASSIGN(auto found, m_metadata->find_linked_blob(name.full(), parsed.str()));
   if (!found && purpose == OpenFor::serving) {
     // A miss on a feed with connectors: serve the fetch as its bytes arrive.
     REGISTRY_TRY_ASSIGN(auto arriving, arriving_blob(repository, parsed));
