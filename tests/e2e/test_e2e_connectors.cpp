@@ -219,6 +219,56 @@ TEST_SUITE("e2e")
 
 TEST_SUITE("e2e")
 {
+  TEST_CASE("connectors: a multi-arch index is cached without fetching the platforms nobody pulls")
+  {
+    RegistryFixture upstream; // open: anonymous upstream
+    auto& u = upstream.c();
+    auto amd = u.push_image("main/multi", "amd64", {"amd layer"});
+    auto arm = u.push_image("main/multi", "arm64", {"arm layer"});
+    nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}};
+    index["manifests"] = {
+      {{"mediaType", k_oci_manifest}, {"digest", amd.digest}, {"size", amd.manifest.size()},
+       {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}},
+      {{"mediaType", k_oci_manifest}, {"digest", arm.digest}, {"size", arm.manifest.size()},
+       {"platform", {{"os", "linux"}, {"architecture", "arm64"}}}}};
+    std::string index_bytes = index.dump();
+    auto pushed = u.put_manifest("main/multi", "latest", index_bytes, k_oci_index);
+    REQUIRE(pushed);
+    REQUIRE(pushed->status == 201);
+
+    RegistryFixture down;
+    auto& c = down.c();
+    REQUIRE(run_cli(down.data, {"feed", "create", "hub"}).exit_code == 0);
+    REQUIRE(run_cli(down.data, {"connector", "add", "hub", "http://" + upstream.server->host_port()}).exit_code
+            == 0);
+    // What a client on amd64 does: the index, its platform's manifest, its blobs.
+    auto got_index = c.get("/v2/hub/main/multi/manifests/latest", {{"Accept", k_oci_index}});
+    REQUIRE(got_index);
+    REQUIRE(got_index->status == 200);
+    CHECK(got_index->body == index_bytes);
+    auto got_amd = c.get("/v2/hub/main/multi/manifests/" + amd.digest, {{"Accept", k_oci_manifest}});
+    REQUIRE(got_amd);
+    CHECK(got_amd->status == 200);
+    CHECK(c.get("/v2/hub/main/multi/blobs/" + amd.config.digest)->status == 200);
+    CHECK(c.get("/v2/hub/main/multi/blobs/" + amd.layers[0].digest)->body == "amd layer");
+
+    std::string log = settled_log(*upstream.server);
+    CHECK(count(log, "GET /v2/main/multi/manifests/latest 200") == 1);
+    CHECK(count(log, "GET /v2/main/multi/manifests/" + amd.digest + " 200") == 1);
+    CHECK(count(log, "/v2/main/multi/manifests/" + arm.digest) == 0);
+    CHECK(count(log, "/v2/main/multi/blobs/" + arm.layers[0].digest) == 0);
+    // The cached index lists both platforms; the other one arrives when asked.
+    auto tags = nlohmann::json::parse(run_cli(down.data, {"-o", "json", "tag", "list", "hub/main/multi"}).out);
+    REQUIRE(tags.size() == 1);
+    CHECK(tags[0]["digest"] == pushed->get_header_value("Docker-Content-Digest"));
+    auto got_arm = c.get("/v2/hub/main/multi/manifests/" + arm.digest, {{"Accept", k_oci_manifest}});
+    REQUIRE(got_arm);
+    CHECK(got_arm->status == 200);
+    CHECK(count(settled_log(*upstream.server), "GET /v2/main/multi/manifests/" + arm.digest + " 200") == 1);
+    auto fsck = run_cli(down.data, {"fsck"});
+    CHECK_MESSAGE(fsck.exit_code == 0, fsck.out, fsck.err);
+  }
+
   TEST_CASE("connectors: mirror mode answers names without a feed prefix")
   {
     RegistryFixture upstream;
