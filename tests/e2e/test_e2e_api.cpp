@@ -319,13 +319,7 @@ TEST_SUITE("e2e")
     {
       auto amd = c.push_image("main/multi", "amd64", {"amd layer"});
       auto arm = c.push_image("main/multi", "arm64", {"arm layer"});
-      nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}};
-      index["manifests"] = {
-        {{"mediaType", k_oci_manifest}, {"digest", amd.digest}, {"size", amd.manifest.size()},
-         {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}},
-        {{"mediaType", k_oci_manifest}, {"digest", arm.digest}, {"size", arm.manifest.size()},
-         {"platform", {{"os", "linux"}, {"architecture", "arm64"}}}}};
-      std::string bytes = index.dump();
+      std::string bytes = image_index({{&amd, "amd64"}, {&arm, "arm64"}});
       auto res = c.put_manifest("main/multi", "latest", bytes, k_oci_index);
       REQUIRE(res);
       CHECK(res->status == 201);

@@ -225,13 +225,7 @@ TEST_SUITE("e2e")
     auto& u = upstream.c();
     auto amd = u.push_image("main/multi", "amd64", {"amd layer"});
     auto arm = u.push_image("main/multi", "arm64", {"arm layer"});
-    nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}};
-    index["manifests"] = {
-      {{"mediaType", k_oci_manifest}, {"digest", amd.digest}, {"size", amd.manifest.size()},
-       {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}},
-      {{"mediaType", k_oci_manifest}, {"digest", arm.digest}, {"size", arm.manifest.size()},
-       {"platform", {{"os", "linux"}, {"architecture", "arm64"}}}}};
-    std::string index_bytes = index.dump();
+    std::string index_bytes = image_index({{&amd, "amd64"}, {&arm, "arm64"}});
     auto pushed = u.put_manifest("main/multi", "latest", index_bytes, k_oci_index);
     REQUIRE(pushed);
     REQUIRE(pushed->status == 201);

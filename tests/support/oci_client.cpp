@@ -148,4 +148,17 @@ expect_error(const httplib::Result& res, int status, const std::string& code, bo
   CHECK(error_code(res) == code);
 }
 
+std::string
+image_index(const std::vector<std::pair<const PushedImage*, std::string>>& platforms)
+{
+  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", k_oci_index}, {"manifests", nlohmann::json::array()}};
+  for (const auto& [image, arch] : platforms) {
+    index["manifests"].push_back({{"mediaType", k_oci_manifest},
+                                  {"digest", image->digest},
+                                  {"size", image->manifest.size()},
+                                  {"platform", {{"os", "linux"}, {"architecture", arch}}}});
+  }
+  return index.dump();
+}
+
 } // namespace registry::test

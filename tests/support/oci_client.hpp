@@ -41,6 +41,10 @@ struct PushedImage {
   std::vector<Blob> layers;
 };
 
+// An OCI index over `platforms`: each image's manifest with its linux
+// architecture ("amd64", "arm64", ...).
+std::string image_index(const std::vector<std::pair<const PushedImage*, std::string>>& platforms);
+
 class OciClient
 {
 public:
