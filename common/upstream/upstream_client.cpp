@@ -83,14 +83,75 @@ parse_challenge(const std::string& header, std::string& scheme)
   return params;
 }
 
+// A client of one origin. Redirects are followed by hand (see
+// UpstreamClient::Impl::get): httplib's own handling copies every header,
+// credentials included, to the new host.
 std::unique_ptr<httplib::Client>
-make_client(const std::string& base)
+make_client(const std::string& origin)
 {
-  auto client = std::make_unique<httplib::Client>(base);
+  auto client = std::make_unique<httplib::Client>(origin);
   client->set_connection_timeout(10);
   client->set_read_timeout(120);
-  client->set_follow_location(true);
+  client->set_follow_location(false);
+  client->set_url_encode(false);
   return client;
+}
+
+bool
+is_redirect(int status)
+{
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+// A request target whose percent-escapes were decoded, encoded again. httplib
+// (0.11) decodes a Location header as it reads it, so a signed URL's query
+// arrives with its escapes undone: a signature's %2B is now a '+' that the
+// target would read as a space. Each query key and value is encoded whole
+// (base64 and timestamps come back as they were signed; a value that held an
+// encoded '&' cannot be told apart and is lost), the path keeps its
+// separators.
+std::string
+reencode_target(std::string_view target)
+{
+  size_t question = target.find('?');
+  std::string out = util::percent_encode(target.substr(0, question), "/:@!$&'()*+,;=");
+  if (question == std::string::npos) {
+    return out;
+  }
+  out += '?';
+  std::string_view query = target.substr(question + 1);
+  while (true) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    out += util::percent_encode(pair.substr(0, eq));
+    if (eq != std::string_view::npos) {
+      out += '=' + util::percent_encode(pair.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) {
+      return out;
+    }
+    out += '&';
+    query.remove_prefix(amp + 1);
+  }
+}
+
+// The origin and target (path and query) a Location header names, relative to
+// `origin`; nullopt when it is not an http(s) URL.
+std::optional<std::pair<std::string, std::string>>
+resolve_location(const std::string& origin, std::string location)
+{
+  location = location.substr(0, location.find('#'));
+  if (location.empty() || location.find_first_of("\r\n") != std::string::npos) {
+    return std::nullopt;
+  }
+  if (location.rfind("//", 0) == 0) {
+    return split_url(origin.substr(0, origin.find("://") + 1) + location);
+  }
+  if (location.rfind('/', 0) == 0) {
+    return std::make_pair(origin, location);
+  }
+  return split_url(location);
 }
 
 // An answer other than 200 or 404.
@@ -194,12 +255,11 @@ struct UpstreamClient::Impl {
     if (!username.empty()) {
       headers.insert(httplib::make_basic_authentication_header(username, password));
     }
-    auto client = make_client(realm->first);
-    auto token_res = client->Get(path.c_str(), headers);
-    if (!token_res || token_res->status != 200) {
-      return upstream_failure(realm->first, token_res);
+    REGISTRY_TRY_ASSIGN(auto token_res, send(realm->first, path, headers, nullptr, false, {}));
+    if (token_res.status != 200) {
+      return upstream_status(realm->first, token_res);
     }
-    auto doc = nlohmann::json::parse(token_res->body, nullptr, false);
+    auto doc = nlohmann::json::parse(token_res.body, nullptr, false);
     std::string token;
     if (doc.is_object()) {
       token = doc.value("token", doc.value("access_token", ""));
@@ -213,46 +273,80 @@ struct UpstreamClient::Impl {
     return true;
   }
 
-  // GET `path` with credentials for `scope`, answering one challenge. The body
-  // of a 200 goes to `sink` when given, else into the response.
+  // One request to `origin` for `target`. The body of a 200 goes to `sink`
+  // when given, else into the response.
+  static Result<httplib::Response>
+  send(const std::string& origin, const std::string& target, const httplib::Headers& headers,
+       const std::function<bool(const char*, size_t)>* sink, bool head,
+       const std::function<void(const httplib::Response&)>& on_ok)
+  {
+    auto client = make_client(origin);
+    int status = 0;
+    httplib::Result res =
+      head ? client->Head(target.c_str(), headers)
+      : sink == nullptr
+        ? client->Get(target.c_str(), headers)
+        : client->Get(
+            target.c_str(), headers,
+            [&](const httplib::Response& r) {
+              status = r.status;
+              if (status == 200 && on_ok) {
+                on_ok(r);
+              }
+              return true;
+            },
+            [&](const char* data, size_t size) { return status != 200 || (*sink)(data, size); });
+    if (!res) {
+      return upstream_failure(origin, res);
+    }
+    return std::move(*res);
+  }
+
+  // GET (or HEAD) `path` with credentials for `scope`, answering one challenge
+  // and following up to 5 redirects. A redirect to another origin (Docker
+  // Hub's CDN, a store's signed URL) is sent without credentials, as its URL
+  // carries its own. `origin` is set to where the answer came from.
   Result<httplib::Response>
-  get(const std::string& path, const std::string& scope, httplib::Headers extra,
-      const std::function<bool(const char*, size_t)>* sink, bool head = false,
+  get(const std::string& path, const std::string& scope, const httplib::Headers& extra,
+      const std::function<bool(const char*, size_t)>* sink, std::string& origin, bool head = false,
       const std::function<void(const httplib::Response&)>& on_ok = {})
   {
     REGISTRY_TRY(check_backoff());
-    auto client = make_client(base);
     for (int attempt = 0; attempt < 2; ++attempt) {
+      origin = base;
+      std::string target = path;
       httplib::Headers headers = extra;
       for (auto& h : credentials(scope)) {
         headers.insert(h);
       }
-      int status = 0;
-      httplib::Result res =
-        head ? client->Head(path.c_str(), headers)
-        : sink == nullptr
-          ? client->Get(path.c_str(), headers)
-          : client->Get(
-              path.c_str(), headers,
-              [&](const httplib::Response& r) {
-                status = r.status;
-                if (status == 200 && on_ok) {
-                  on_ok(r);
-                }
-                return true;
-              },
-              [&](const char* data, size_t size) { return status != 200 || (*sink)(data, size); });
-      if (!res) {
-        return upstream_failure(base, res);
+      REGISTRY_TRY_ASSIGN(auto res, send(origin, target, headers, sink, head, on_ok));
+      for (int hop = 0; is_redirect(res.status); ++hop) {
+        auto next = resolve_location(origin, res.get_header_value("Location"));
+        if (!next) {
+          return fail(ErrorCode::io_error, "upstream " + origin + " answered " + std::to_string(res.status)
+                                             + " without a usable Location");
+        }
+        if (hop == 5) {
+          return fail(ErrorCode::io_error, "upstream " + base + " redirected more than 5 times");
+        }
+        if (next->first != origin) {
+          headers = extra;
+        }
+        origin = next->first;
+        target = reencode_target(next->second);
+        REGISTRY_TRY_ASSIGN(res, send(origin, target, headers, sink, head, on_ok));
       }
-      note_backoff(*res);
-      if (res->status == 401 && attempt == 0) {
-        REGISTRY_TRY_ASSIGN(bool retry, answer(*res, scope));
+      if (origin != base) {
+        return res;
+      }
+      note_backoff(res);
+      if (res.status == 401 && attempt == 0) {
+        REGISTRY_TRY_ASSIGN(bool retry, answer(res, scope));
         if (retry) {
           continue;
         }
       }
-      return *res;
+      return res;
     }
     return fail(ErrorCode::unauthorized, "upstream " + base + " refused the credentials");
   }
@@ -296,13 +390,14 @@ UpstreamClient::upstream_name(const std::string& path) const
 Result<std::optional<UpstreamManifest>>
 UpstreamClient::get_manifest(const std::string& name, const std::string& reference)
 {
+  std::string origin;
   REGISTRY_TRY_ASSIGN(auto res, m_impl->get("/v2/" + name + "/manifests/" + reference,
-                                            "repository:" + name + ":pull", {{"Accept", k_accept}}, nullptr));
+                                            "repository:" + name + ":pull", {{"Accept", k_accept}}, nullptr, origin));
   if (res.status == 404) {
     return std::optional<UpstreamManifest>();
   }
   if (res.status != 200) {
-    return upstream_status(m_impl->base, res);
+    return upstream_status(origin, res);
   }
   UpstreamManifest manifest;
   manifest.media_type = res.get_header_value("Content-Type");
@@ -330,13 +425,15 @@ UpstreamClient::get_manifest(const std::string& name, const std::string& referen
 Result<std::optional<std::string>>
 UpstreamClient::head_manifest(const std::string& name, const std::string& reference)
 {
+  std::string origin;
   REGISTRY_TRY_ASSIGN(auto res, m_impl->get("/v2/" + name + "/manifests/" + reference,
-                                            "repository:" + name + ":pull", {{"Accept", k_accept}}, nullptr, true));
+                                            "repository:" + name + ":pull", {{"Accept", k_accept}}, nullptr, origin,
+                                            true));
   if (res.status == 404) {
     return std::optional<std::string>();
   }
   if (res.status != 200) {
-    return upstream_status(m_impl->base, res);
+    return upstream_status(origin, res);
   }
   return std::optional<std::string>(res.get_header_value("Docker-Content-Digest"));
 }
@@ -359,13 +456,14 @@ UpstreamClient::fetch_blob(const std::string& name, const std::string& digest,
     on_size(size);
   };
   // Layers are compressed already; ask for the bytes the digest names.
+  std::string origin;
   REGISTRY_TRY_ASSIGN(auto res, m_impl->get("/v2/" + name + "/blobs/" + digest, "repository:" + name + ":pull",
-                                            {{"Accept-Encoding", "identity"}}, &sink, false, announced));
+                                            {{"Accept-Encoding", "identity"}}, &sink, origin, false, announced));
   if (res.status == 404) {
     return false;
   }
   if (res.status != 200) {
-    return upstream_status(m_impl->base, res);
+    return upstream_status(origin, res);
   }
   return true;
 }

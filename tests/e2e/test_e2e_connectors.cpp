@@ -3,6 +3,7 @@
 
 #include "tests/e2e/fixture.hpp"
 
+#include "common/util/base64.hpp"
 #include "common/util/hasher.hpp"
 
 #include <algorithm>
@@ -847,5 +848,172 @@ TEST_SUITE("e2e")
     CHECK(count(log, "GET /v2/main/app/manifests/old 200") == 2);
     CHECK(count(log, "GET /v2/main/app/blobs/" + old_image.layers[0].digest + " 200") == 2);
     CHECK(run_cli(down.data, {"-q", "tag", "list", "hub/main/app"}).out == "kept\nold\n");
+  }
+}
+
+namespace {
+
+// An upstream asking for Basic credentials that redirects every blob GET to a
+// "CDN" on another port: first to an absolute URL signed in its query (whose
+// signature holds the characters a careless client re-encodes: %2B, %2F,
+// %3D), which redirects again to a relative one. The CDN serves only requests
+// that carry the signature exactly and no Authorization of the upstream's.
+// A blob named by `k_loop` redirects to itself forever.
+class RedirectingUpstream
+{
+public:
+  static constexpr const char* k_signature = "a%2Bb%2Fc%3D";
+  static constexpr const char* k_loop = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+  explicit RedirectingUpstream(PushedImage image)
+    : m_image(std::move(image))
+  {
+    auto authorized = [](const httplib::Request& req, httplib::Response& res) {
+      if (req.get_header_value("Authorization") == "Basic " + registry::util::base64_encode("puller:s3cret")) {
+        return true;
+      }
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Basic realm=\"upstream\"");
+      return false;
+    };
+    m_registry.Get("/v2/main/app/manifests/v1", [this, authorized](const httplib::Request& req, httplib::Response& res) {
+      if (authorized(req, res)) {
+        res.set_header("Docker-Content-Digest", m_image.digest);
+        res.set_content(m_image.manifest, k_oci_manifest);
+      }
+    });
+    m_registry.Get(R"(/v2/main/app/blobs/(sha256:[0-9a-f]{64}))",
+                   [this, authorized](const httplib::Request& req, httplib::Response& res) {
+                     if (!authorized(req, res)) {
+                       return;
+                     }
+                     std::string digest = req.matches[1];
+                     count("GET " + digest);
+                     res.status = 307;
+                     res.set_header("Location", digest == k_loop ? req.path
+                                                                 : cdn_url() + "/cdn/" + digest + "?sig="
+                                                                     + k_signature + "&se=2099-01-01");
+                   });
+    m_cdn.Get(R"(/cdn/(sha256:[0-9a-f]{64}))", [](const httplib::Request& req, httplib::Response& res) {
+      res.status = 302;
+      res.set_header("Location", "/signed/" + std::string(req.matches[1]) + "?sig=" + k_signature);
+    });
+    m_cdn.Get(R"(/signed/(sha256:[0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string digest = req.matches[1];
+      count("CDN " + digest);
+      // httplib decodes the query: the signature arrives intact only when the
+      // client sent it as it was given.
+      if (req.get_param_value("sig") != "a+b/c=" || req.has_header("Authorization")) {
+        res.status = 403;
+        return;
+      }
+      for (const auto& blob : all_blobs()) {
+        if (blob.digest == digest) {
+          res.set_content(blob.data, "application/octet-stream");
+          return;
+        }
+      }
+      res.status = 404;
+    });
+    m_registry_port = start(m_registry, m_registry_thread);
+    m_cdn_port = start(m_cdn, m_cdn_thread);
+  }
+  ~RedirectingUpstream()
+  {
+    m_registry.stop();
+    m_cdn.stop();
+    m_registry_thread.join();
+    m_cdn_thread.join();
+  }
+
+  std::string
+  url() const
+  {
+    return "http://127.0.0.1:" + std::to_string(m_registry_port);
+  }
+  int
+  requests(const std::string& what)
+  {
+    std::lock_guard lock(m_mutex);
+    return m_counts[what];
+  }
+
+private:
+  static int
+  start(httplib::Server& server, std::thread& thread)
+  {
+    int port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([&server] { server.listen_after_bind(); });
+    while (!server.is_running()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return port;
+  }
+  std::string
+  cdn_url() const
+  {
+    return "http://127.0.0.1:" + std::to_string(m_cdn_port);
+  }
+  std::vector<Blob>
+  all_blobs() const
+  {
+    std::vector<Blob> blobs = m_image.layers;
+    blobs.push_back(m_image.config);
+    return blobs;
+  }
+  void
+  count(const std::string& what)
+  {
+    std::lock_guard lock(m_mutex);
+    ++m_counts[what];
+  }
+
+  PushedImage m_image;
+  std::mutex m_mutex;
+  std::map<std::string, int> m_counts;
+  httplib::Server m_registry;
+  httplib::Server m_cdn;
+  int m_registry_port = 0;
+  int m_cdn_port = 0;
+  std::thread m_registry_thread;
+  std::thread m_cdn_thread;
+};
+
+} // namespace
+
+TEST_SUITE("e2e")
+{
+  TEST_CASE("connectors: blobs redirected to signed URLs on another host are fetched as given, without credentials")
+  {
+    Blob layer = make_blob(random_bytes(3 << 20, 23));
+    RedirectingUpstream upstream(one_layer_image(layer));
+    RegistryFixture down;
+    auto& c = down.c();
+    REQUIRE(run_cli(down.data, {"feed", "create", "hub"}).exit_code == 0);
+    auto added = run_cli(down.data, {"connector", "add", "hub", upstream.url(), "--username", "puller",
+                                     "--password-stdin"},
+                         "s3cret\n");
+    REQUIRE_MESSAGE(added.exit_code == 0, added.err);
+
+    auto manifest = c.get("/v2/hub/main/app/manifests/v1");
+    REQUIRE(manifest);
+    REQUIRE_MESSAGE(manifest->status == 200, manifest->body);
+    auto got = c.get("/v2/hub/main/app/blobs/" + layer.digest);
+    REQUIRE(got);
+    CHECK_MESSAGE(got->status == 200, got->body);
+    CHECK(got->body == layer.data);
+    CHECK(upstream.requests("GET " + layer.digest) == 1);
+    CHECK(upstream.requests("CDN " + layer.digest) == 1);
+    // Cached: served locally from now on.
+    CHECK(c.get("/v2/hub/main/app/blobs/" + layer.digest)->body == layer.data);
+    CHECK(upstream.requests("CDN " + layer.digest) == 1);
+
+    // A redirect loop ends after 5 hops with an error, not a hang.
+    auto looped = c.get(std::string("/v2/hub/main/app/blobs/") + RedirectingUpstream::k_loop);
+    REQUIRE(looped);
+    CHECK(looped->status == 500);
+    CHECK(looped->body.find("upstream unavailable") != std::string::npos);
+    CHECK(upstream.requests(std::string("GET ") + RedirectingUpstream::k_loop) == 6);
+    CHECK(settled_log(*down.server).find("redirected more than 5 times") != std::string::npos);
   }
 }

@@ -279,17 +279,36 @@ check_object_store_feeds(const std::vector<std::string>& store_args, const std::
   auto fsck = run_cli(f.data, {"fsck"});
   CHECK_MESSAGE(fsck.exit_code == 0, fsck.out, fsck.err);
 
-  // A feed on the object store pulling through a connector (this server's own
-  // filesystem feed "main"): the first GET streams the layer from the fetch's
-  // spool, as the store cannot read an unfinished upload (a 307 would mean it
-  // waited for the whole fetch); later ones are redirected. (An upstream that
-  // itself redirects to an Azurite SAS URL made the connector's fetch fail
-  // with 403 about one run in three: open, see the session 4 note.)
-  auto upstream_image = f.c().push_image("main/upstream", "v1", {random_bytes(20 << 20, 5)});
-  const Blob& big = upstream_image.layers[0];
+  // A feed on the object store pulling through a connector whose upstream
+  // (this server's feed "cloud") redirects blob GETs to the store's signed
+  // URLs: the connector follows them as given. The first GET streams the layer
+  // from the fetch's spool, as the store cannot read an unfinished upload (a
+  // 307 would mean it waited for the whole fetch); later ones are redirected.
+  // Three layers: three signatures, each likely to hold a '+' or '/' that
+  // must reach the store still encoded.
+  auto upstream_image = f.c().push_image("cloud/upstream", "v1",
+                                         {random_bytes(20 << 20, 5), random_bytes(1 << 20, 6), random_bytes(4096, 7)});
   REQUIRE(run_cli(f.data, {"feed", "create", "cloudhub", "--store", "obj"}).exit_code == 0);
   REQUIRE(run_cli(f.data, {"connector", "add", "cloudhub", "http://" + f.server->host_port()}).exit_code == 0);
-  std::string cached_path = "/v2/cloudhub/main/upstream/blobs/" + big.digest;
+  // (A small blob is cached before its first GET is answered, and redirected.)
+  auto get_following = [&](const std::string& path) {
+    auto res = f.c().get(path);
+    REQUIRE(res);
+    if (res->status != 307) {
+      return res;
+    }
+    std::string to = res->get_header_value("Location");
+    std::string to_origin = to.substr(0, to.find('/', to.find("://") + 3));
+    return httplib::Client(to_origin).Get(to.substr(to_origin.size()));
+  };
+  for (const Blob& small : {upstream_image.layers[1], upstream_image.layers[2], upstream_image.config}) {
+    auto got = get_following("/v2/cloudhub/cloud/upstream/blobs/" + small.digest);
+    REQUIRE(got);
+    CHECK_MESSAGE(got->status == 200, got->body);
+    CHECK(got->body == small.data);
+  }
+  const Blob& big = upstream_image.layers[0];
+  std::string cached_path = "/v2/cloudhub/cloud/upstream/blobs/" + big.digest;
   auto streamed = f.c().get(cached_path);
   REQUIRE(streamed);
   CHECK_MESSAGE(streamed->status == 200, streamed->body);
