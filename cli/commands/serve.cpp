@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <malloc.h>
 #include <cstdio>
 #include <mutex>
 #include <pthread.h>
@@ -154,6 +155,11 @@ void
 run_serve(AppContext& ctx, const ServeOptions& options)
 {
   auto server_options = to_server_options(options);
+  // glibc gives each busy worker thread its own malloc arena (up to 8 per
+  // core), and every arena keeps the pages its thread freed: after 16
+  // concurrent connections that was 8 MiB of idle heap in a dozen arenas.
+  // Two arenas on a 2-core machine cost no measurable request rate.
+  mallopt(M_ARENA_MAX, 2);
   // Block the termination signals in every thread; one thread waits for them
   // and stops the server (no work inside a signal handler).
   sigset_t signals;
