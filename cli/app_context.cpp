@@ -68,9 +68,8 @@ short_digest(const std::string& digest)
   return digest.substr(0, colon + 1 + 12);
 }
 
-void
-AppContext::audit(const std::string& kind, const std::string& feed, const std::string& subject,
-                  const std::string& detail)
+std::string
+AppContext::actor() const
 {
   std::string who;
   if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr) {
@@ -80,7 +79,14 @@ AppContext::audit(const std::string& kind, const std::string& feed, const std::s
   } else {
     who = std::to_string(::geteuid());
   }
-  registry().audit(kind, "cli:" + who, feed, subject, detail);
+  return "cli:" + who;
+}
+
+void
+AppContext::audit(const std::string& kind, const std::string& feed, const std::string& subject,
+                  const std::string& detail)
+{
+  registry().audit(kind, actor(), feed, subject, detail);
 }
 
 namespace {

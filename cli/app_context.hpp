@@ -70,7 +70,9 @@ struct AppContext {
   // Opens the data directory on first use.
   service::Registry& registry();
 
-  // Records an admin change in the audit trail, as "cli:<OS user>".
+  // Who the audit trail names for this command: "cli:<OS user>".
+  std::string actor() const;
+  // Records an admin change in the audit trail, as actor().
   void audit(const std::string& kind, const std::string& feed, const std::string& subject,
              const std::string& detail = {});
 

@@ -197,9 +197,8 @@ add_image_commands(CLI::App& app, AppContext& ctx)
   remove->add_option("image", *image, "FEED/REPO:TAG or FEED/REPO@DIGEST")->required()->type_name("IMAGE");
   remove->callback([&ctx, image] {
     auto [repo, ref] = split_image(*image);
-    auto result = unwrap(ctx.registry().delete_image(repo, ref));
-    ctx.audit("manifest.delete", repo.substr(0, repo.find('/')), repo + "@" + result.digest.str(),
-              result.removed_tags.empty() ? std::string() : "tags " + util::join(result.removed_tags, ","));
+    std::string actor = ctx.actor();
+    auto result = unwrap(ctx.registry().delete_image(repo, ref, &actor));
     ctx.print({{"repository", repo}, {"digest", result.digest.str()}, {"removed_tags", result.removed_tags}},
               [&] {
                 std::cout << "deleted " << repo << "@" << result.digest.str();

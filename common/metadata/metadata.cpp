@@ -1,6 +1,7 @@
 #include "common/metadata/metadata.hpp"
 
 #include "common/util/log.hpp"
+#include "common/util/strings.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
@@ -425,6 +426,21 @@ struct Metadata::Impl {
 };
 
 namespace {
+
+// REQUIRES: inside a write transaction.
+void
+insert_event(Connection& db, const EventRow& event)
+{
+  SQLite::Statement& q =
+    db.prepare("INSERT INTO events (at, kind, actor, feed, subject, detail) VALUES (?, ?, ?, ?, ?, ?)");
+  q.bind(1, event.at);
+  q.bind(2, event.kind);
+  q.bind(3, event.actor);
+  q.bind(4, event.feed);
+  q.bind(5, event.subject);
+  q.bind(6, event.detail);
+  q.exec();
+}
 
 std::optional<int64_t>
 find_repository_id(Connection& db, const std::string& name)
@@ -934,7 +950,8 @@ Metadata::touch_blob(int64_t blob_id, int64_t now)
 
 Result<RepositoryRow>
 Metadata::put_manifest(int64_t feed_id, const std::string& repository,
-                       const NewManifest& manifest, const std::string& tag, int64_t now)
+                       const NewManifest& manifest, const std::string& tag, int64_t now,
+                       const EventRow* event)
 {
   return m_impl->write([&](Connection& db) -> Result<RepositoryRow> {
     REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
@@ -1020,6 +1037,9 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       set_tag.bind(4, now);
       set_tag.exec();
     }
+    if (event != nullptr) {
+      insert_event(db, *event);
+    }
     return load_repository(db, repo_id);
   });
 }
@@ -1058,7 +1078,7 @@ Metadata::find_tagged_manifest(int64_t repository_id, const std::string& tag, bo
 }
 
 Result<std::vector<std::string>>
-Metadata::delete_manifest(int64_t repository_id, const std::string& digest)
+Metadata::delete_manifest(int64_t repository_id, const std::string& digest, const EventRow* event)
 {
   return m_impl->write([&](Connection& db) -> Result<std::vector<std::string>> {
     SQLite::Statement& find = db.prepare("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
@@ -1087,12 +1107,19 @@ Metadata::delete_manifest(int64_t repository_id, const std::string& digest)
     SQLite::Statement& del = db.prepare("DELETE FROM manifests WHERE id = ?");
     del.bind(1, id);
     del.exec();
+    if (event != nullptr) {
+      EventRow with_tags = *event;
+      if (!tags.empty()) {
+        with_tags.detail = "tags " + util::join(tags, ",");
+      }
+      insert_event(db, with_tags);
+    }
     return tags;
   });
 }
 
 Result<void>
-Metadata::delete_tag(int64_t repository_id, const std::string& tag)
+Metadata::delete_tag(int64_t repository_id, const std::string& tag, const EventRow* event)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& del = db.prepare("DELETE FROM tags WHERE repository_id = ? AND name = ?");
@@ -1100,6 +1127,9 @@ Metadata::delete_tag(int64_t repository_id, const std::string& tag)
     del.bind(2, tag);
     if (del.exec() == 0) {
       return fail(ErrorCode::manifest_unknown, "tag unknown", tag);
+    }
+    if (event != nullptr) {
+      insert_event(db, *event);
     }
     return ok();
   });
@@ -1912,15 +1942,7 @@ Result<void>
 Metadata::record_event(const EventRow& event)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
-    SQLite::Statement& q =
-      db.prepare("INSERT INTO events (at, kind, actor, feed, subject, detail) VALUES (?, ?, ?, ?, ?, ?)");
-    q.bind(1, event.at);
-    q.bind(2, event.kind);
-    q.bind(3, event.actor);
-    q.bind(4, event.feed);
-    q.bind(5, event.subject);
-    q.bind(6, event.detail);
-    q.exec();
+    insert_event(db, event);
     return ok();
   });
 }

@@ -304,9 +304,10 @@ public:
   // (manifest_blob_unknown otherwise, detail = the digest), inserts the
   // manifest (idempotent for the same digest) and its references, links the
   // referenced blobs' use time, and points `tag` at it when not empty.
+  // `event`, when given, is recorded in the audit trail in the same transaction.
   Result<RepositoryRow> put_manifest(int64_t feed_id, const std::string& repository,
                                      const NewManifest& manifest, const std::string& tag,
-                                     int64_t now);
+                                     int64_t now, const EventRow* event = nullptr);
   // nullopt when absent. `with_bytes` loads the stored bytes.
   Result<std::optional<ManifestRow>> find_manifest(int64_t repository_id,
                                                    const std::string& digest,
@@ -317,10 +318,14 @@ public:
   // Deletes the manifest and every tag pointing at it; returns those tags.
   // manifest_unknown when absent; conflict when an index in the same repository
   // still references it (detail = that index's digest).
+  // `event`, when given, is recorded in the same transaction, its detail
+  // replaced by "tags A,B" when tags went with the manifest.
   Result<std::vector<std::string>> delete_manifest(int64_t repository_id,
-                                                   const std::string& digest);
-  // Removes one tag. manifest_unknown when absent.
-  Result<void> delete_tag(int64_t repository_id, const std::string& tag);
+                                                   const std::string& digest,
+                                                   const EventRow* event = nullptr);
+  // Removes one tag. manifest_unknown when absent. `event` as for delete_manifest.
+  Result<void> delete_tag(int64_t repository_id, const std::string& tag,
+                          const EventRow* event = nullptr);
   // Tags in lexical order after `last`, at most `limit`.
   Result<std::vector<TagRow>> list_tags(int64_t repository_id, const std::string& last,
                                         int64_t limit);

@@ -40,16 +40,17 @@ to_data(metadata::ManifestRow row)
 
 Result<PutManifestResult>
 Registry::put_manifest(std::string_view repository, std::string_view reference,
-                       std::string_view content_type, std::string bytes)
+                       std::string_view content_type, std::string bytes, const std::string* actor)
 {
   REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
   REGISTRY_TRY_ASSIGN(auto ref, parse_reference(reference, ErrorCode::manifest_invalid));
-  return store_manifest(repo, ref, content_type, std::move(bytes), {});
+  return store_manifest(repo, ref, content_type, std::move(bytes), {}, actor);
 }
 
 Result<PutManifestResult>
 Registry::store_manifest(const ResolvedRepository& repo, const oci::ManifestReference& ref,
-                         std::string_view content_type, std::string bytes, const std::string& origin)
+                         std::string_view content_type, std::string bytes, const std::string& origin,
+                         const std::string* actor)
 {
   REGISTRY_TRY_ASSIGN(auto manifest, oci::parse_manifest(bytes, content_type));
   auto algorithm = ref.is_digest() ? ref.digest().hash_algorithm() : util::HashAlgorithm::sha256;
@@ -73,8 +74,14 @@ Registry::store_manifest(const ResolvedRepository& repo, const oci::ManifestRefe
   }
   record.bytes = std::move(bytes);
   record.origin = origin;
+  std::optional<metadata::EventRow> event;
+  if (actor != nullptr) {
+    event = audit_event("manifest.push", *actor, repo.full, repo.full + "@" + record.digest,
+                        ref.is_digest() ? std::string() : "tag " + ref.tag());
+  }
   REGISTRY_TRY(m_metadata->put_manifest(repo.feed.id, repo.full, record,
-                                        ref.is_digest() ? std::string() : ref.tag(), now()));
+                                        ref.is_digest() ? std::string() : ref.tag(), now(),
+                                        event ? &*event : nullptr));
   return PutManifestResult{digest, record.subject_digest};
 }
 
@@ -120,7 +127,8 @@ Registry::record_pull(const metadata::FeedRow& feed, const metadata::ManifestRow
 }
 
 Result<DeleteManifestResult>
-Registry::delete_manifest(std::string_view repository, std::string_view reference)
+Registry::delete_manifest(std::string_view repository, std::string_view reference,
+                          const std::string* actor)
 {
   REGISTRY_TRY_ASSIGN(auto ref, parse_reference(reference, ErrorCode::manifest_unknown));
   REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
@@ -132,18 +140,27 @@ Registry::delete_manifest(std::string_view repository, std::string_view referenc
     if (!row) {
       return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.tag());
     }
-    REGISTRY_TRY(m_metadata->delete_tag(repo.row->id, ref.tag()));
+    std::optional<metadata::EventRow> event;
+    if (actor != nullptr) {
+      event = audit_event("tag.delete", *actor, repo.full, repo.full + "@" + row->digest, "tags " + ref.tag());
+    }
+    REGISTRY_TRY(m_metadata->delete_tag(repo.row->id, ref.tag(), event ? &*event : nullptr));
     return DeleteManifestResult{*oci::Digest::parse(row->digest), {ref.tag()}};
   }
-  REGISTRY_TRY_ASSIGN(auto tags, m_metadata->delete_manifest(repo.row->id, ref.digest().str()));
+  std::optional<metadata::EventRow> event;
+  if (actor != nullptr) {
+    event = audit_event("manifest.delete", *actor, repo.full, repo.full + "@" + ref.digest().str(), "");
+  }
+  REGISTRY_TRY_ASSIGN(auto tags,
+                      m_metadata->delete_manifest(repo.row->id, ref.digest().str(), event ? &*event : nullptr));
   return DeleteManifestResult{ref.digest(), std::move(tags)};
 }
 
 Result<DeleteManifestResult>
-Registry::delete_image(std::string_view repository, std::string_view reference)
+Registry::delete_image(std::string_view repository, std::string_view reference, const std::string* actor)
 {
   REGISTRY_TRY_ASSIGN(auto manifest, get_manifest(repository, reference, false));
-  return delete_manifest(repository, manifest.digest.str());
+  return delete_manifest(repository, manifest.digest.str(), actor);
 }
 
 Result<ImageDetails>

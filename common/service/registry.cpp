@@ -93,6 +93,14 @@ Registry::audit(const std::string& kind, const std::string& actor, const std::st
   }
 }
 
+metadata::EventRow
+Registry::audit_event(const std::string& kind, const std::string& actor, std::string_view repository,
+                      const std::string& subject, const std::string& detail) const
+{
+  std::string feed(repository.substr(0, repository.find('/')));
+  return metadata::EventRow{0, now(), kind, actor, std::move(feed), subject, detail};
+}
+
 Result<TokenService*>
 Registry::tokens()
 {

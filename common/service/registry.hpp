@@ -298,19 +298,25 @@ public:
   void discard_staged_blob(StagedBlob& staged);
 
   // --- manifests and tags ---
+  // With `actor` (who to name in the audit trail), the change and its audit
+  // event ("manifest.push"; "manifest.delete" or "tag.delete" below) commit in
+  // one transaction.
   Result<PutManifestResult> put_manifest(std::string_view repository, std::string_view reference,
-                                         std::string_view content_type, std::string bytes);
+                                         std::string_view content_type, std::string bytes,
+                                         const std::string* actor = nullptr);
   // manifest_unknown when the tag or digest is unknown in the repository.
   Result<ManifestData> get_manifest(std::string_view repository, std::string_view reference,
                                     bool with_bytes);
   // Deletes by digest (every tag on it goes too) or, given a tag, removes only
   // that tag. conflict when an index in the repository still references it.
   Result<DeleteManifestResult> delete_manifest(std::string_view repository,
-                                               std::string_view reference);
+                                               std::string_view reference,
+                                               const std::string* actor = nullptr);
   // Resolves a tag to its manifest and deletes the manifest with all its tags
   // (the CLI's `image delete FEED/REPO:TAG`).
   Result<DeleteManifestResult> delete_image(std::string_view repository,
-                                            std::string_view reference);
+                                            std::string_view reference,
+                                            const std::string* actor = nullptr);
   Result<ImageDetails> describe_image(std::string_view repository, std::string_view reference);
   // Tags after `last`, at most `limit`. name_unknown when the repository does not exist.
   Result<TagPage> list_tags(std::string_view repository, const std::string& last, int64_t limit);
@@ -338,7 +344,11 @@ private:
   // Stores a parsed manifest; `origin` marks cached content (see NewManifest).
   Result<PutManifestResult> store_manifest(const ResolvedRepository& repo, const oci::ManifestReference& ref,
                                            std::string_view content_type, std::string bytes,
-                                           const std::string& origin);
+                                           const std::string& origin, const std::string* actor = nullptr);
+  // An audit event on `repository` (FEED/REPO) at now().
+  metadata::EventRow audit_event(const std::string& kind, const std::string& actor,
+                                 std::string_view repository, const std::string& subject,
+                                 const std::string& detail) const;
   // The blob row linked to the repository, fetched from a connector when absent.
   Result<metadata::BlobRow> linked_blob(std::string_view repository, const oci::Digest& digest);
   // Pull-through (connectors.cpp): nullopt / false when no connector has it.

@@ -68,14 +68,13 @@ put_manifest(RequestContext& ctx)
     return ctx.write_error(make_error(ErrorCode::manifest_invalid,
                                       "manifest exceeds the 4 MiB limit"));
   }
+  std::string actor = ctx.actor();
   auto result = ctx.registry.put_manifest(ctx.route.name, ctx.route.reference,
                                           ctx.req.get_header_value("Content-Type"),
-                                          std::move(*body));
+                                          std::move(*body), &actor);
   if (!result) {
     return ctx.write_error(result.error());
   }
-  ctx.audit("manifest.push", ctx.route.name + "@" + result->digest.str(),
-            ctx.route.reference == result->digest.str() ? std::string() : "tag " + ctx.route.reference);
   ctx.res.status = 201;
   ctx.res.set_header("Location",
                      ctx.url("/v2/" + ctx.route.name + "/manifests/" + result->digest.str()));
@@ -89,13 +88,11 @@ put_manifest(RequestContext& ctx)
 void
 delete_manifest(RequestContext& ctx)
 {
-  auto result = ctx.registry.delete_manifest(ctx.route.name, ctx.route.reference);
+  std::string actor = ctx.actor();
+  auto result = ctx.registry.delete_manifest(ctx.route.name, ctx.route.reference, &actor);
   if (!result) {
     return ctx.write_error(result.error());
   }
-  bool by_digest = ctx.route.reference == result->digest.str();
-  ctx.audit(by_digest ? "manifest.delete" : "tag.delete", ctx.route.name + "@" + result->digest.str(),
-            result->removed_tags.empty() ? std::string() : "tags " + util::join(result->removed_tags, ","));
   ctx.res.status = 202;
   ctx.res.set_header("Content-Length", "0");
 }
