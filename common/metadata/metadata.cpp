@@ -1136,10 +1136,21 @@ Metadata::delete_tag(int64_t repository_id, const std::string& tag, const EventR
 }
 
 Result<std::vector<TagRow>>
-Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limit)
+Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limit, bool with_manifests)
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<TagRow>> {
     std::vector<TagRow> out;
+    if (!with_manifests) {
+      SQLite::Statement& q =
+        db.prepare("SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?");
+      q.bind(1, repository_id);
+      q.bind(2, last);
+      q.bind(3, limit);
+      while (q.executeStep()) {
+        out.push_back({column_string(q, 0), {}, 0, {}});
+      }
+      return out;
+    }
     SQLite::Statement& q = db.prepare("SELECT t.name, m.digest, t.updated_at, m.origin FROM tags t JOIN manifests m "
                             "ON m.id = t.manifest_id WHERE t.repository_id = ? AND t.name > ? "
                             "ORDER BY t.name LIMIT ?");

@@ -326,9 +326,11 @@ public:
   // Removes one tag. manifest_unknown when absent. `event` as for delete_manifest.
   Result<void> delete_tag(int64_t repository_id, const std::string& tag,
                           const EventRow* event = nullptr);
-  // Tags in lexical order after `last`, at most `limit`.
+  // Tags in lexical order after `last`, at most `limit`. Without
+  // `with_manifests` only their names are read (from the tags' primary key
+  // alone, no lookup of the manifests).
   Result<std::vector<TagRow>> list_tags(int64_t repository_id, const std::string& last,
-                                        int64_t limit);
+                                        int64_t limit, bool with_manifests = true);
   // Tags pointing at one manifest.
   Result<std::vector<std::string>> tags_of(int64_t repository_id, const std::string& digest);
   // Manifests in the repository whose subject is `digest`, optionally filtered by

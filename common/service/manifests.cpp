@@ -174,13 +174,14 @@ Registry::describe_image(std::string_view repository, std::string_view reference
 }
 
 Result<TagPage>
-Registry::list_tags(std::string_view repository, const std::string& last, int64_t limit)
+Registry::list_tags(std::string_view repository, const std::string& last, int64_t limit,
+                    bool with_manifests)
 {
   REGISTRY_TRY_ASSIGN(auto repo, resolve_existing(repository));
   limit = std::clamp<int64_t>(limit, 0, std::numeric_limits<int64_t>::max() - 1);
   TagPage page;
   page.repository = repo.full;
-  REGISTRY_TRY_ASSIGN(page.tags, m_metadata->list_tags(repo.row->id, last, limit + 1));
+  REGISTRY_TRY_ASSIGN(page.tags, m_metadata->list_tags(repo.row->id, last, limit + 1, with_manifests));
   if (static_cast<int64_t>(page.tags.size()) > limit) {
     page.tags.resize(static_cast<size_t>(limit));
     page.more = true;

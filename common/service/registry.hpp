@@ -318,8 +318,10 @@ public:
                                             std::string_view reference,
                                             const std::string* actor = nullptr);
   Result<ImageDetails> describe_image(std::string_view repository, std::string_view reference);
-  // Tags after `last`, at most `limit`. name_unknown when the repository does not exist.
-  Result<TagPage> list_tags(std::string_view repository, const std::string& last, int64_t limit);
+  // Tags after `last`, at most `limit`. name_unknown when the repository does
+  // not exist. Without `with_manifests` only the tags' names are filled in.
+  Result<TagPage> list_tags(std::string_view repository, const std::string& last, int64_t limit,
+                            bool with_manifests = true);
   Result<RepositoryPage> catalog(const std::string& feed, const std::string& last, int64_t limit);
   // The referrers index (OCI image index JSON) of `digest`.
   Result<std::string> referrers(std::string_view repository, std::string_view digest,
