@@ -935,7 +935,7 @@ Metadata::unlink_blob(int64_t repository_id, const std::string& digest)
 Result<void>
 Metadata::touch_blob(int64_t blob_id, int64_t now)
 {
-  return m_impl->run([&](Connection& db) -> Result<void> {
+  return m_impl->write([&](Connection& db) -> Result<void> {
     // Only write when the stamp is older than a minute: HEAD storms stay reads.
     SQLite::Statement& touch = db.prepare("UPDATE blobs SET last_touched_at = ? WHERE id = ? AND last_touched_at < ?");
     touch.bind(1, now);
@@ -1449,7 +1449,7 @@ Metadata::expire_cached_manifest(int64_t manifest_id, int64_t now)
 Result<bool>
 Metadata::touch_manifest_pull(int64_t manifest_id, int64_t now, int64_t min_interval)
 {
-  return m_impl->run([&](Connection& db) -> Result<bool> {
+  return m_impl->write([&](Connection& db) -> Result<bool> {
     SQLite::Statement& touch = db.prepare("UPDATE manifests SET last_pulled_at = ? WHERE id = ? "
                                           "AND origin <> '' AND last_pulled_at < ?");
     touch.bind(1, now);
@@ -1906,7 +1906,7 @@ Metadata::find_upload(const std::string& id)
 Result<void>
 Metadata::touch_upload(const std::string& id, int64_t now)
 {
-  return m_impl->run([&](Connection& db) -> Result<void> {
+  return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& q = db.prepare("UPDATE uploads SET updated_at = ? WHERE id = ?");
     q.bind(1, now);
     q.bind(2, id);
@@ -1918,7 +1918,7 @@ Metadata::touch_upload(const std::string& id, int64_t now)
 Result<void>
 Metadata::delete_upload(const std::string& id)
 {
-  return m_impl->run([&](Connection& db) -> Result<void> {
+  return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& q = db.prepare("DELETE FROM uploads WHERE id = ?");
     q.bind(1, id);
     q.exec();
