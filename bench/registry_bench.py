@@ -87,17 +87,18 @@ class Sizes:
     list_reps: int           # repetitions of tag list and catalog (median reported)
     sha_mib: int             # data hashed for the SHA-256 limit
     fsync_mib: int           # data written for the write+fsync limit
+    gc_blobs: int            # blobs in the GC scenario's store (half unreferenced)
     setup_threads: int = 8   # clients that fill repositories before a scenario
 
 
 QUICK = Sizes(blob_mib=32, chunk_mib=8, push_reps=2, pull_reps=2, images_one=30,
               images_per_client=5, clients=8, rate_seconds=2, connections=16, tags=500,
               tag_page=100, repos=200, catalog_page=1000, deletes=200, list_reps=3,
-              sha_mib=128, fsync_mib=64)
+              sha_mib=128, fsync_mib=64, gc_blobs=10000)
 FULL = Sizes(blob_mib=256, chunk_mib=8, push_reps=3, pull_reps=3, images_one=200,
              images_per_client=40, clients=8, rate_seconds=10, connections=16, tags=5000,
              tag_page=100, repos=2000, catalog_page=1000, deletes=2000, list_reps=5,
-             sha_mib=1024, fsync_mib=512)
+             sha_mib=1024, fsync_mib=512, gc_blobs=100000)
 
 
 # --------------------------------------------------------------------------
@@ -1143,6 +1144,100 @@ def scenario_delete(reg: Registry, ctx: Context) -> list[Metric]:
                    s.deletes / elapsed, True, note=f"{s.deletes} manifests")]
 
 
+def _gc_metric(seconds: float, blobs: int, removed: int, note: str) -> list[Metric]:
+    return [Metric("gc", f"GC, {blobs:,} blobs ({removed:,} unreferenced)", "s", seconds, False,
+                   note=note)]
+
+
+def _gc_registryctl(ctx: Context) -> list[Metric]:
+    """bench/gc_bench (built beside registryctl): the real collector on a data
+    directory populated through the metadata layer, a second thread pushing."""
+    if ctx.args.registryctl.startswith("http"):
+        raise BenchError("gc needs a registryctl build directory (bench/gc_bench), not a URL")
+    tool = os.path.join(os.path.dirname(ctx.args.registryctl), "bench", "gc_bench")
+    if not os.path.exists(tool):
+        raise BenchError(f"{tool} is missing: build it (ninja -C build gc_bench)")
+    env = dict(os.environ, TMPDIR=ctx.workdir)
+    r = subprocess.run([tool, str(ctx.sizes.gc_blobs)], capture_output=True, text=True, env=env)
+    found = re.search(r"gc: removed (\d+) blobs .* in ([0-9.]+)s; (\d+) pushes meanwhile, "
+                      r"slowest ([0-9.]+) ms", r.stdout)
+    if r.returncode != 0 or not found:
+        raise BenchError(f"gc_bench failed ({r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
+    removed, seconds, pushes, slowest = found.groups()
+    return _gc_metric(float(seconds), ctx.sizes.gc_blobs, int(removed),
+                      f"online, while {pushes} blob pushes went on (slowest {float(slowest):.0f} ms); "
+                      "store populated directly (bench/gc_bench.cpp)")
+
+
+def _gc_distribution(ctx: Context) -> list[Metric]:
+    """The same shape written in Distribution's filesystem layout, collected by
+    `docker-registry garbage-collect` (offline: Distribution has no online GC)."""
+    root = os.path.join(ctx.workdir, "gc-distribution")
+    v2 = os.path.join(root, "docker", "registry", "v2")
+    repo = os.path.join(v2, "repositories", FEED, "app")
+
+    def write(path: str, data: bytes) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def put_blob(data: bytes) -> str:
+        hexd = hashlib.sha256(data).hexdigest()
+        write(os.path.join(v2, "blobs", "sha256", hexd[:2], hexd, "data"), data)
+        return hexd
+
+    group: list[tuple[str, int]] = []
+    manifests = 0
+    for i in range(ctx.sizes.gc_blobs):
+        data = f"blob {i}".encode()
+        hexd = put_blob(data)
+        if i % 2:
+            continue
+        write(os.path.join(repo, "_layers", "sha256", hexd, "link"), f"sha256:{hexd}".encode())
+        group.append((hexd, len(data)))
+        if len(group) == 10:
+            (config, config_size), layers = group[0], group[1:]
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": f"sha256:{config}", "size": config_size},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": f"sha256:{h}", "size": n} for h, n in layers]}).encode()
+            mhex = put_blob(manifest)
+            link = f"sha256:{mhex}".encode()
+            write(os.path.join(repo, "_manifests", "revisions", "sha256", mhex, "link"), link)
+            tag = os.path.join(repo, "_manifests", "tags", f"t{i}")
+            write(os.path.join(tag, "current", "link"), link)
+            write(os.path.join(tag, "index", "sha256", mhex, "link"), link)
+            manifests += 1
+            group = []
+    config = os.path.join(ctx.workdir, "gc-distribution.yml")
+    with open(config, "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                f"    rootdirectory: {root}\n  delete:\n    enabled: true\n")
+    os.sync()
+    start = time.perf_counter()
+    r = subprocess.run([ctx.args.docker_registry_binary, "garbage-collect", config],
+                       capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if r.returncode != 0:
+        raise BenchError(f"docker-registry garbage-collect failed ({r.returncode}): "
+                         f"{r.stderr.strip()[-500:]}")
+    left = sum(len(names) for _, _, names in os.walk(os.path.join(v2, "blobs")))
+    removed = ctx.sizes.gc_blobs + manifests - left
+    if removed != ctx.sizes.gc_blobs // 2:
+        raise BenchError(f"docker-registry garbage-collect removed {removed} blobs, "
+                         f"expected {ctx.sizes.gc_blobs // 2}")
+    return _gc_metric(seconds, ctx.sizes.gc_blobs, removed,
+                      f"offline (garbage-collect); {manifests} manifests are blobs here too; "
+                      "layout written directly")
+
+
+def scenario_gc(reg: Registry, ctx: Context) -> list[Metric]:
+    # Each collects its own populated store, not the server under test's.
+    return _gc_registryctl(ctx) if reg.name == "registryctl" else _gc_distribution(ctx)
+
+
 SCENARIOS: dict[str, Callable[[Registry, Context], list[Metric]]] = {
     "push": scenario_push_monolithic,
     "chunked": scenario_push_chunked,
@@ -1153,11 +1248,8 @@ SCENARIOS: dict[str, Callable[[Registry, Context], list[Metric]]] = {
     "tags": scenario_tag_list,
     "catalog": scenario_catalog,
     "delete": scenario_delete,
+    "gc": scenario_gc,
 }
-# TODO(issue 6): garbage collection time with 100,000 blobs (registryctl has no GC
-# command yet; Distribution's is `docker-registry garbage-collect config.yml`).
-GC_TODO = "garbage collection time with 100,000 blobs is not measured yet (issue 6)"
-
 
 @dataclass
 class Target:
@@ -1187,7 +1279,7 @@ def run_scenario(t: Target, ctx: Context, name: str) -> None:
             t.server.check_alive()  # a crash explains the error better, with the log
         raise BenchError(f"{t.display}, scenario {name}: {type(e).__name__}: {e}") from e
     cpu1 = reg.cpu_seconds()
-    if (result and cpu0 is not None and cpu1 is not None
+    if (result and cpu0 is not None and cpu1 is not None and name != "gc"  # gc runs offline
             and not any("server CPU" in m.note for m in result)):
         m = result[0]
         m.note = "; ".join(x for x in (m.note, f"server CPU in scenario {cpu1 - cpu0:.2f} s") if x)
@@ -1313,6 +1405,7 @@ TARGETS: dict[str, tuple[float, str]] = {
     "tags_paged": (2.0, "time <=0.5x"),
     "catalog": (1 / 0.03, "time <=0.03x"),
     "delete": (10.0, ">=10x"),
+    "gc": (1.0, "time <=1x, online"),
     "rss_end": (2.0, "RSS <=0.5x"),
     "rss_peak": (2.0, "RSS <=0.5x"),
 }
@@ -1534,7 +1627,7 @@ def main(argv: list[str]) -> int:
                     "limits": [asdict(m) for m in limits],
                     "results": rows,
                     "load_at_scenario_start": ctx.load_log,
-                    "notes": ctx.notes + [f"TODO: {GC_TODO}"],
+                    "notes": ctx.notes,
                 }, f, indent=2)
             log(f"wrote {args.json}")
         print_table(rows, names.get("reference"), limits)
@@ -1542,7 +1635,6 @@ def main(argv: list[str]) -> int:
               f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} mode")
         for note in ctx.notes:
             print(f"note: {note}")
-        print(f"TODO: {GC_TODO}")
         return 0
     finally:
         for server in started:
