@@ -7,6 +7,7 @@
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
+#include <SQLiteCpp/VariadicBind.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -433,12 +434,7 @@ insert_event(Connection& db, const EventRow& event)
 {
   SQLite::Statement& q =
     db.prepare("INSERT INTO events (at, kind, actor, feed, subject, detail) VALUES (?, ?, ?, ?, ?, ?)");
-  q.bind(1, event.at);
-  q.bind(2, event.kind);
-  q.bind(3, event.actor);
-  q.bind(4, event.feed);
-  q.bind(5, event.subject);
-  q.bind(6, event.detail);
+  SQLite::bind(q, event.at, event.kind, event.actor, event.feed, event.subject, event.detail);
   q.exec();
 }
 
@@ -466,16 +462,12 @@ ensure_repository(Connection& db, int64_t feed_id, const std::string& name, int6
   }
   if (auto id = find_repository_id(db, name)) {
     SQLite::Statement& touch = db.prepare("UPDATE repositories SET updated_at = ? WHERE id = ?");
-    touch.bind(1, now);
-    touch.bind(2, *id);
+    SQLite::bind(touch, now, *id);
     touch.exec();
     return *id;
   }
   SQLite::Statement& insert = db.prepare("INSERT INTO repositories (feed_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)");
-  insert.bind(1, feed_id);
-  insert.bind(2, name);
-  insert.bind(3, now);
-  insert.bind(4, now);
+  SQLite::bind(insert, feed_id, name, now, now);
   insert.exec();
   return db.getLastInsertRowid();
 }
@@ -486,8 +478,7 @@ blob_in_store(Connection& db, const char* column, int64_t store_id, const std::s
 {
   SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
                             + " FROM blobs b WHERE b.store_id = ? AND " + column + " = ?");
-  q.bind(1, store_id);
-  q.bind(2, value);
+  SQLite::bind(q, store_id, value);
   if (q.executeStep()) {
     return read_blob(q);
   }
@@ -505,8 +496,7 @@ linked_blob(Connection& db, const char* column, const Key& key, const std::strin
                               "JOIN repositories r ON r.id = rb.repository_id "
                               "JOIN feeds f ON f.id = r.feed_id WHERE " + column
                             + " = ? AND b.digest = ? AND b.store_id = f.store_id");
-  q.bind(1, key);
-  q.bind(2, digest);
+  SQLite::bind(q, key, digest);
   if (q.executeStep()) {
     return std::optional<BlobRow>(read_blob(q));
   }
@@ -600,9 +590,7 @@ Metadata::add_store(const std::string& name, const std::string& type, const std:
       return fail(ErrorCode::already_exists, "store '" + name + "' already exists", name);
     }
     SQLite::Statement& insert = db.prepare("INSERT INTO stores (name, type, config) VALUES (?, ?, ?)");
-    insert.bind(1, name);
-    insert.bind(2, type);
-    insert.bind(3, config_json);
+    SQLite::bind(insert, name, type, config_json);
     insert.exec();
     return StoreRow{db.getLastInsertRowid(), name, type, config_json};
   });
@@ -667,12 +655,7 @@ Metadata::create_feed(const std::string& name, const std::string& description, i
     }
     SQLite::Statement& insert = db.prepare("INSERT INTO feeds (name, description, store_id, "
                                  "anonymous_access, created_at, cache_retention) VALUES (?, ?, ?, ?, ?, ?)");
-    insert.bind(1, name);
-    insert.bind(2, description);
-    insert.bind(3, store_id);
-    insert.bind(4, anonymous_access);
-    insert.bind(5, now);
-    insert.bind(6, cache_retention);
+    SQLite::bind(insert, name, description, store_id, anonymous_access, now, cache_retention);
     insert.exec();
     return FeedRow{db.getLastInsertRowid(), name, description, store_id, anonymous_access, now,
                    cache_retention};
@@ -712,8 +695,7 @@ Metadata::update_feed(const std::string& name, const std::string& description,
   return m_impl->write([&](Connection& db) -> Result<FeedRow> {
     SQLite::Statement& update = db.prepare("UPDATE feeds SET description = ?, anonymous_access = ?, "
                                            "cache_retention = coalesce(?, cache_retention) WHERE name = ?");
-    update.bind(1, description);
-    update.bind(2, anonymous_access);
+    SQLite::bind(update, description, anonymous_access);
     if (cache_retention) {
       update.bind(3, *cache_retention);
     } else {
@@ -868,19 +850,12 @@ Metadata::commit_blob(int64_t feed_id, const std::string& repository, int64_t st
     SQLite::Statement& upsert = db.prepare("INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, digest) DO UPDATE SET "
           "last_touched_at = excluded.last_touched_at");
-    upsert.bind(1, store_id);
-    upsert.bind(2, digest);
-    upsert.bind(3, static_cast<int64_t>(size));
-    upsert.bind(4, object_key);
-    upsert.bind(5, now);
-    upsert.bind(6, now);
+    SQLite::bind(upsert, store_id, digest, static_cast<int64_t>(size), object_key, now, now);
     upsert.exec();
     BlobRow row = *blob_in_store(db, "b.digest", store_id, digest);
     SQLite::Statement& link = db.prepare("INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
                                "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
-    link.bind(1, repo_id);
-    link.bind(2, row.id);
-    link.bind(3, now);
+    SQLite::bind(link, repo_id, row.id, now);
     link.exec();
     return row;
   });
@@ -895,9 +870,7 @@ Metadata::mount_blob(int64_t from_repository_id, int64_t feed_id, const std::str
     SQLite::Statement& q = db.prepare("SELECT b.id FROM blobs b JOIN repository_blobs rb ON rb.blob_id = b.id "
                             "WHERE rb.repository_id = ? AND b.digest = ? "
                             "AND b.store_id = (SELECT store_id FROM feeds WHERE id = ?)");
-    q.bind(1, from_repository_id);
-    q.bind(2, digest);
-    q.bind(3, feed_id);
+    SQLite::bind(q, from_repository_id, digest, feed_id);
     if (!q.executeStep()) {
       return false;
     }
@@ -905,13 +878,10 @@ Metadata::mount_blob(int64_t from_repository_id, int64_t feed_id, const std::str
     REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
     SQLite::Statement& link = db.prepare("INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
                                "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
-    link.bind(1, repo_id);
-    link.bind(2, blob_id);
-    link.bind(3, now);
+    SQLite::bind(link, repo_id, blob_id, now);
     link.exec();
     SQLite::Statement& touch = db.prepare("UPDATE blobs SET last_touched_at = ? WHERE id = ?");
-    touch.bind(1, now);
-    touch.bind(2, blob_id);
+    SQLite::bind(touch, now, blob_id);
     touch.exec();
     return true;
   });
@@ -923,8 +893,7 @@ Metadata::unlink_blob(int64_t repository_id, const std::string& digest)
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& del = db.prepare("DELETE FROM repository_blobs WHERE repository_id = ? AND blob_id IN "
                               "(SELECT id FROM blobs WHERE digest = ?)");
-    del.bind(1, repository_id);
-    del.bind(2, digest);
+    SQLite::bind(del, repository_id, digest);
     if (del.exec() == 0) {
       return fail(ErrorCode::blob_unknown, "blob unknown to repository", digest);
     }
@@ -938,9 +907,7 @@ Metadata::touch_blob(int64_t blob_id, int64_t now)
   return m_impl->write([&](Connection& db) -> Result<void> {
     // Only write when the stamp is older than a minute: HEAD storms stay reads.
     SQLite::Statement& touch = db.prepare("UPDATE blobs SET last_touched_at = ? WHERE id = ? AND last_touched_at < ?");
-    touch.bind(1, now);
-    touch.bind(2, blob_id);
-    touch.bind(3, now - 60);
+    SQLite::bind(touch, now, blob_id, now - 60);
     touch.exec();
     return ok();
   });
@@ -966,20 +933,16 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       bool found = false;
       if (ref.kind == ManifestReferenceRecord::Kind::blob) {
         blob_linked.reset();
-        blob_linked.bind(1, repo_id);
-        blob_linked.bind(2, ref.digest);
-        blob_linked.bind(3, feed_id);
+        SQLite::bind(blob_linked, repo_id, ref.digest, feed_id);
         if (blob_linked.executeStep()) {
           found = true;
           touch.reset();
-          touch.bind(1, now);
-          touch.bind(2, blob_linked.getColumn(0).getInt64());
+          SQLite::bind(touch, now, blob_linked.getColumn(0).getInt64());
           touch.exec();
         }
       } else {
         child_exists.reset();
-        child_exists.bind(1, repo_id);
-        child_exists.bind(2, ref.digest);
+        SQLite::bind(child_exists, repo_id, ref.digest);
         found = child_exists.executeStep();
       }
       if (!found) {
@@ -993,8 +956,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
     int64_t manifest_id = 0;
     {
       SQLite::Statement& existing = db.prepare("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
-      existing.bind(1, repo_id);
-      existing.bind(2, manifest.digest);
+      SQLite::bind(existing, repo_id, manifest.digest);
       if (existing.executeStep()) {
         manifest_id = existing.getColumn(0).getInt64();
       }
@@ -1003,14 +965,10 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       SQLite::Statement& insert = db.prepare("INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
             "subject_digest, annotations, size, bytes, pushed_at, origin, last_pulled_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      insert.bind(1, repo_id);
-      insert.bind(2, manifest.digest);
-      insert.bind(3, manifest.media_type);
-      insert.bind(4, manifest.artifact_type);
-      insert.bind(5, manifest.subject_digest);
-      insert.bind(6, manifest.annotations_json);
-      insert.bind(7, static_cast<int64_t>(manifest.bytes.size()));
-      insert.bind(8, manifest.bytes.data(), static_cast<int>(manifest.bytes.size()));
+      SQLite::bind(insert, repo_id, manifest.digest, manifest.media_type, manifest.artifact_type,
+                   manifest.subject_digest, manifest.annotations_json,
+                   static_cast<int64_t>(manifest.bytes.size()));
+      insert.bind(8, manifest.bytes.data(), static_cast<int>(manifest.bytes.size())); // a BLOB
       insert.bind(9, now);
       insert.bind(10, manifest.origin);
       // Caching happens because a client pulled it.
@@ -1021,9 +979,8 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
                                        "(manifest_id, kind, digest) VALUES (?, ?, ?)");
       for (const auto& ref : manifest.references) {
         ref_insert.reset();
-        ref_insert.bind(1, manifest_id);
-        ref_insert.bind(2, ref.kind == ManifestReferenceRecord::Kind::blob ? 0 : 1);
-        ref_insert.bind(3, ref.digest);
+        SQLite::bind(ref_insert, manifest_id, ref.kind == ManifestReferenceRecord::Kind::blob ? 0 : 1,
+                     ref.digest);
         ref_insert.exec();
       }
     }
@@ -1031,10 +988,7 @@ Metadata::put_manifest(int64_t feed_id, const std::string& repository,
       SQLite::Statement& set_tag = db.prepare("INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, "
             "updated_at = excluded.updated_at");
-      set_tag.bind(1, repo_id);
-      set_tag.bind(2, tag);
-      set_tag.bind(3, manifest_id);
-      set_tag.bind(4, now);
+      SQLite::bind(set_tag, repo_id, tag, manifest_id, now);
       set_tag.exec();
     }
     if (event != nullptr) {
@@ -1050,8 +1004,7 @@ Metadata::find_manifest(int64_t repository_id, const std::string& digest, bool w
   return m_impl->run([&](Connection& db) -> Result<std::optional<ManifestRow>> {
     SQLite::Statement& q = db.prepare("SELECT " + manifest_columns(with_bytes)
                               + " FROM manifests m WHERE m.repository_id = ? AND m.digest = ?");
-    q.bind(1, repository_id);
-    q.bind(2, digest);
+    SQLite::bind(q, repository_id, digest);
     if (q.executeStep()) {
       return std::optional<ManifestRow>(read_manifest(q, with_bytes));
     }
@@ -1066,8 +1019,7 @@ Metadata::find_tagged_manifest(int64_t repository_id, const std::string& tag, bo
     SQLite::Statement& q = db.prepare("SELECT " + manifest_columns(with_bytes)
                               + ", t.updated_at FROM tags t JOIN manifests m ON m.id = t.manifest_id "
                                 "WHERE t.repository_id = ? AND t.name = ?");
-    q.bind(1, repository_id);
-    q.bind(2, tag);
+    SQLite::bind(q, repository_id, tag);
     if (q.executeStep()) {
       ManifestRow row = read_manifest(q, with_bytes);
       row.tag_updated_at = q.getColumn(with_bytes ? 12 : 11).getInt64();
@@ -1082,16 +1034,14 @@ Metadata::delete_manifest(int64_t repository_id, const std::string& digest, cons
 {
   return m_impl->write([&](Connection& db) -> Result<std::vector<std::string>> {
     SQLite::Statement& find = db.prepare("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?");
-    find.bind(1, repository_id);
-    find.bind(2, digest);
+    SQLite::bind(find, repository_id, digest);
     if (!find.executeStep()) {
       return fail(ErrorCode::manifest_unknown, "manifest unknown", digest);
     }
     int64_t id = find.getColumn(0).getInt64();
     SQLite::Statement& parent = db.prepare("SELECT m.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id "
           "WHERE r.digest = ? AND r.kind = 1 AND m.repository_id = ? LIMIT 1");
-    parent.bind(1, digest);
-    parent.bind(2, repository_id);
+    SQLite::bind(parent, digest, repository_id);
     if (parent.executeStep()) {
       return fail(ErrorCode::conflict,
                   "manifest is referenced by index " + column_string(parent, 0)
@@ -1123,8 +1073,7 @@ Metadata::delete_tag(int64_t repository_id, const std::string& tag, const EventR
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& del = db.prepare("DELETE FROM tags WHERE repository_id = ? AND name = ?");
-    del.bind(1, repository_id);
-    del.bind(2, tag);
+    SQLite::bind(del, repository_id, tag);
     if (del.exec() == 0) {
       return fail(ErrorCode::manifest_unknown, "tag unknown", tag);
     }
@@ -1143,9 +1092,7 @@ Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limi
     if (!with_manifests) {
       SQLite::Statement& q =
         db.prepare("SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?");
-      q.bind(1, repository_id);
-      q.bind(2, last);
-      q.bind(3, limit);
+      SQLite::bind(q, repository_id, last, limit);
       while (q.executeStep()) {
         out.push_back({column_string(q, 0), {}, 0, {}});
       }
@@ -1154,9 +1101,7 @@ Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limi
     SQLite::Statement& q = db.prepare("SELECT t.name, m.digest, t.updated_at, m.origin FROM tags t JOIN manifests m "
                             "ON m.id = t.manifest_id WHERE t.repository_id = ? AND t.name > ? "
                             "ORDER BY t.name LIMIT ?");
-    q.bind(1, repository_id);
-    q.bind(2, last);
-    q.bind(3, limit);
+    SQLite::bind(q, repository_id, last, limit);
     while (q.executeStep()) {
       out.push_back({column_string(q, 0), column_string(q, 1), q.getColumn(2).getInt64(), column_string(q, 3)});
     }
@@ -1171,8 +1116,7 @@ Metadata::tags_of(int64_t repository_id, const std::string& digest)
     std::vector<std::string> out;
     SQLite::Statement& q = db.prepare("SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id "
                             "WHERE m.repository_id = ? AND m.digest = ? ORDER BY t.name");
-    q.bind(1, repository_id);
-    q.bind(2, digest);
+    SQLite::bind(q, repository_id, digest);
     while (q.executeStep()) {
       out.push_back(column_string(q, 0));
     }
@@ -1193,8 +1137,7 @@ Metadata::list_referrers(int64_t repository_id, const std::string& digest,
     }
     sql += " ORDER BY m.digest";
     SQLite::Statement& q = db.prepare(sql);
-    q.bind(1, repository_id);
-    q.bind(2, digest);
+    SQLite::bind(q, repository_id, digest);
     if (!artifact_type.empty()) {
       q.bind(3, artifact_type);
     }
@@ -1244,10 +1187,7 @@ Metadata::acquire_lock(const std::string& name, const std::string& holder, int64
                                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
                                "holder = excluded.holder, acquired_at = excluded.acquired_at, "
                                "expires_at = excluded.expires_at");
-    take.bind(1, name);
-    take.bind(2, holder);
-    take.bind(3, now);
-    take.bind(4, now + ttl);
+    SQLite::bind(take, name, holder, now, now + ttl);
     take.exec();
     return true;
   });
@@ -1258,8 +1198,7 @@ Metadata::release_lock(const std::string& name, const std::string& holder)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& del = db.prepare("DELETE FROM locks WHERE name = ? AND holder = ?");
-    del.bind(1, name);
-    del.bind(2, holder);
+    SQLite::bind(del, name, holder);
     del.exec();
     return ok();
   });
@@ -1312,8 +1251,7 @@ Metadata::delete_unreferenced_blobs(const std::vector<int64_t>& ids, int64_t cut
     SQLite::Statement& del = db.prepare("DELETE FROM blobs WHERE id = ?");
     for (int64_t id : ids) {
       check.reset();
-      check.bind(1, id);
-      check.bind(2, cutoff);
+      SQLite::bind(check, id, cutoff);
       if (!check.executeStep()) {
         continue; // referenced or touched meanwhile: it stays
       }
@@ -1371,8 +1309,7 @@ Metadata::delete_untagged_manifest(int64_t manifest_id, int64_t cutoff)
     SQLite::Statement& del = db.prepare(std::string("DELETE FROM manifests AS m WHERE m.id = ? AND "
                                           "m.pushed_at <= ? AND")
                                 + k_untagged_condition);
-    del.bind(1, manifest_id);
-    del.bind(2, cutoff);
+    SQLite::bind(del, manifest_id, cutoff);
     return del.exec() > 0;
   });
 }
@@ -1427,8 +1364,7 @@ Metadata::expire_cached_manifest(int64_t manifest_id, int64_t now)
       std::string("SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id "
                   "JOIN feeds f ON f.id = r.feed_id WHERE m.id = ? AND")
       + k_stale_cached + k_no_dependents);
-    check.bind(1, manifest_id);
-    check.bind(2, now);
+    SQLite::bind(check, manifest_id, now);
     if (!check.executeStep()) {
       return std::optional<std::vector<std::string>>(); // pulled, re-pushed or needed meanwhile
     }
@@ -1452,9 +1388,7 @@ Metadata::touch_manifest_pull(int64_t manifest_id, int64_t now, int64_t min_inte
   return m_impl->write([&](Connection& db) -> Result<bool> {
     SQLite::Statement& touch = db.prepare("UPDATE manifests SET last_pulled_at = ? WHERE id = ? "
                                           "AND origin <> '' AND last_pulled_at < ?");
-    touch.bind(1, now);
-    touch.bind(2, manifest_id);
-    touch.bind(3, now - min_interval);
+    SQLite::bind(touch, now, manifest_id, now - min_interval);
     return touch.exec() > 0;
   });
 }
@@ -1466,8 +1400,7 @@ Metadata::manifests_referencing(const std::string& digest, bool as_manifest)
     std::vector<std::pair<int64_t, int64_t>> out;
     SQLite::Statement& q = db.prepare("SELECT m.id, m.repository_id FROM manifest_references r JOIN "
                             "manifests m ON m.id = r.manifest_id WHERE r.digest = ? AND r.kind = ?");
-    q.bind(1, digest);
-    q.bind(2, as_manifest ? 1 : 0);
+    SQLite::bind(q, digest, as_manifest ? 1 : 0);
     while (q.executeStep()) {
       out.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getInt64());
     }
@@ -1482,8 +1415,7 @@ Metadata::list_blob_rows(int64_t after_id, int64_t limit)
     std::vector<BlobRow> out;
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
                               + " FROM blobs b WHERE b.id > ? ORDER BY b.id LIMIT ?");
-    q.bind(1, after_id);
-    q.bind(2, limit);
+    SQLite::bind(q, after_id, limit);
     while (q.executeStep()) {
       out.push_back(read_blob(q));
     }
@@ -1585,9 +1517,7 @@ Metadata::create_user(const std::string& name, const std::string& password_hash,
       return fail(ErrorCode::already_exists, "user '" + name + "' already exists", name);
     }
     SQLite::Statement& insert = db.prepare("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)");
-    insert.bind(1, name);
-    insert.bind(2, password_hash);
-    insert.bind(3, now);
+    SQLite::bind(insert, name, password_hash, now);
     insert.exec();
     return UserRow{db.getLastInsertRowid(), name, password_hash, false, now, false};
   });
@@ -1670,8 +1600,7 @@ Metadata::set_admin(const std::string& name, bool admin)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& q = db.prepare("UPDATE users SET admin = ? WHERE name = ?");
-    q.bind(1, admin ? 1 : 0);
-    q.bind(2, name);
+    SQLite::bind(q, admin ? 1 : 0, name);
     if (q.exec() == 0) {
       return fail(ErrorCode::not_found, "user '" + name + "' does not exist", name);
     }
@@ -1700,9 +1629,7 @@ Metadata::add_grant(int64_t user_id, int64_t feed_id, const std::string& privile
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& q = db.prepare(
       "INSERT OR IGNORE INTO grants (user_id, feed_id, privilege) VALUES (?, ?, ?)");
-    q.bind(1, user_id);
-    q.bind(2, feed_id);
-    q.bind(3, privilege);
+    SQLite::bind(q, user_id, feed_id, privilege);
     q.exec();
     return ok();
   });
@@ -1714,9 +1641,7 @@ Metadata::remove_grant(int64_t user_id, int64_t feed_id, const std::string& priv
   return m_impl->write([&](Connection& db) -> Result<bool> {
     SQLite::Statement& q
       = db.prepare("DELETE FROM grants WHERE user_id = ? AND feed_id = ? AND privilege = ?");
-    q.bind(1, user_id);
-    q.bind(2, feed_id);
-    q.bind(3, privilege);
+    SQLite::bind(q, user_id, feed_id, privilege);
     return q.exec() > 0;
   });
 }
@@ -1751,8 +1676,7 @@ Metadata::privileges_of(int64_t user_id, int64_t feed_id)
     std::vector<std::string> out;
     SQLite::Statement& q = db.prepare(
       "SELECT privilege FROM grants WHERE user_id = ? AND (feed_id = ? OR feed_id = 0)");
-    q.bind(1, user_id);
-    q.bind(2, feed_id);
+    SQLite::bind(q, user_id, feed_id);
     while (q.executeStep()) {
       out.push_back(column_string(q, 0));
     }
@@ -1796,14 +1720,8 @@ Metadata::create_key(const ApiKeyRow& key)
     SQLite::Statement& q = db.prepare(
       "INSERT INTO api_keys (prefix, key_hash, user_id, feed_id, privileges, description, "
       "created_at, expires_at) VALUES (?, ?, nullif(?, 0), nullif(?, 0), ?, ?, ?, ?)");
-    q.bind(1, key.prefix);
-    q.bind(2, key.key_hash);
-    q.bind(3, key.user_id);
-    q.bind(4, key.feed_id);
-    q.bind(5, key.privileges);
-    q.bind(6, key.description);
-    q.bind(7, key.created_at);
-    q.bind(8, key.expires_at);
+    SQLite::bind(q, key.prefix, key.key_hash, key.user_id, key.feed_id, key.privileges, key.description,
+                 key.created_at, key.expires_at);
     q.exec();
     ApiKeyRow row = key;
     row.id = db.getLastInsertRowid();
@@ -1855,8 +1773,7 @@ Metadata::touch_key(int64_t id, int64_t now)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& q = db.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?");
-    q.bind(1, now);
-    q.bind(2, id);
+    SQLite::bind(q, now, id);
     q.exec();
     return ok();
   });
@@ -1871,12 +1788,7 @@ Metadata::create_upload(const std::string& id, int64_t feed_id, const std::strin
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& insert = db.prepare("INSERT INTO uploads (id, feed_id, repository, store_id, "
                                  "started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)");
-    insert.bind(1, id);
-    insert.bind(2, feed_id);
-    insert.bind(3, repository);
-    insert.bind(4, store_id);
-    insert.bind(5, now);
-    insert.bind(6, now);
+    SQLite::bind(insert, id, feed_id, repository, store_id, now, now);
     insert.exec();
     return ok();
   });
@@ -1908,8 +1820,7 @@ Metadata::touch_upload(const std::string& id, int64_t now)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& q = db.prepare("UPDATE uploads SET updated_at = ? WHERE id = ?");
-    q.bind(1, now);
-    q.bind(2, id);
+    SQLite::bind(q, now, id);
     q.exec();
     return ok();
   });
@@ -1968,8 +1879,7 @@ Metadata::list_events(const std::string& feed, int64_t since, int64_t limit)
                      " ORDER BY at DESC, id DESC LIMIT ?2"
                    : "SELECT id, at, kind, actor, feed, subject, detail FROM events WHERE feed = ?3 AND at >= ?1"
                      " ORDER BY at DESC, id DESC LIMIT ?2");
-    q.bind(1, since);
-    q.bind(2, limit);
+    SQLite::bind(q, since, limit);
     if (!feed.empty()) {
       q.bind(3, feed);
     }
@@ -2004,20 +1914,14 @@ Metadata::add_connector(int64_t feed_id, const std::string& url, const std::stri
 {
   return m_impl->write([&](Connection& db) -> Result<ConnectorRow> {
     SQLite::Statement& exists = db.prepare("SELECT 1 FROM connectors WHERE feed_id = ? AND url = ?");
-    exists.bind(1, feed_id);
-    exists.bind(2, url);
+    SQLite::bind(exists, feed_id, url);
     if (exists.executeStep()) {
       return fail(ErrorCode::already_exists, "the feed already has connector " + url);
     }
     SQLite::Statement& insert = db.prepare(
       "INSERT INTO connectors (feed_id, position, url, username, password, created_at, ttl) VALUES "
       "(?1, (SELECT coalesce(max(position), 0) + 1 FROM connectors WHERE feed_id = ?1), ?2, ?3, ?4, ?5, ?6)");
-    insert.bind(1, feed_id);
-    insert.bind(2, url);
-    insert.bind(3, username);
-    insert.bind(4, password);
-    insert.bind(5, now);
-    insert.bind(6, ttl);
+    SQLite::bind(insert, feed_id, url, username, password, now, ttl);
     insert.exec();
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_connector_columns
                                       + " FROM connectors c JOIN feeds f ON f.id = c.feed_id WHERE c.id = ?");
@@ -2048,9 +1952,7 @@ Metadata::touch_tag(int64_t repository_id, const std::string& tag, int64_t now)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
     SQLite::Statement& q = db.prepare("UPDATE tags SET updated_at = ? WHERE repository_id = ? AND name = ?");
-    q.bind(1, now);
-    q.bind(2, repository_id);
-    q.bind(3, tag);
+    SQLite::bind(q, now, repository_id, tag);
     q.exec();
     return ok();
   });
@@ -2061,8 +1963,7 @@ Metadata::remove_connector(int64_t feed_id, const std::string& url)
 {
   return m_impl->write([&](Connection& db) -> Result<bool> {
     SQLite::Statement& q = db.prepare("DELETE FROM connectors WHERE feed_id = ? AND url = ?");
-    q.bind(1, feed_id);
-    q.bind(2, url);
+    SQLite::bind(q, feed_id, url);
     return q.exec() > 0;
   });
 }
