@@ -183,7 +183,34 @@ Result<BlobInfo>
 Registry::stat_blob(std::string_view repository, std::string_view digest)
 {
   REGISTRY_TRY_ASSIGN(auto parsed, oci::Digest::parse(digest));
-  REGISTRY_TRY_ASSIGN(auto blob, linked_blob(repository, parsed));
+  REGISTRY_TRY_ASSIGN(auto name, oci::parse_repository_name(repository));
+  REGISTRY_TRY_ASSIGN(auto found, m_metadata->find_linked_blob(name.full(), parsed.str()));
+  if (!found) {
+    // A miss on a feed with connectors: answer once upstream has announced the
+    // size, not after the whole layer; the fetch goes on and caches the blob
+    // for the GET that usually follows. Without a size, wait for the end.
+    REGISTRY_TRY_ASSIGN(auto arriving, arriving_blob(repository, parsed));
+    if (arriving && arriving->size_known) {
+      return arriving->info;
+    }
+    if (arriving) {
+      auto progress = arriving->fetch->wait_finished();
+      if (progress.state == BlobFetch::State::failed) {
+        return fail(progress.error);
+      }
+    }
+    // Stored by now, or no connector has it.
+    REGISTRY_TRY_ASSIGN(found, m_metadata->find_linked_blob(name.full(), parsed.str()));
+    if (!found) {
+      return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());
+    }
+  }
+  return stat_found(*found, parsed);
+}
+
+BlobInfo
+Registry::stat_found(const metadata::BlobRow& blob, const oci::Digest& parsed)
+{
   // A HEAD counts as use for the gc grace, but a write only every minute: the
   // row we just read says whether one is due, so HEAD storms stay reads.
   if (blob.last_touched_at < now() - 60) {

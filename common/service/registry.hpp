@@ -347,6 +347,8 @@ private:
   Result<PutManifestResult> store_manifest(const ResolvedRepository& repo, const oci::ManifestReference& ref,
                                            std::string_view content_type, std::string bytes,
                                            const std::string& origin, const std::string* actor = nullptr);
+  // A HEAD's answer for a stored blob (recording the use, at most once a minute).
+  BlobInfo stat_found(const metadata::BlobRow& blob, const oci::Digest& parsed);
   // An audit event on `repository` (FEED/REPO) at now().
   metadata::EventRow audit_event(const std::string& kind, const std::string& actor,
                                  std::string_view repository, const std::string& subject,
