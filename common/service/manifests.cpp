@@ -74,11 +74,8 @@ Registry::store_manifest(const ResolvedRepository& repo, const oci::ManifestRefe
   }
   record.bytes = std::move(bytes);
   record.origin = origin;
-  std::optional<metadata::EventRow> event;
-  if (actor != nullptr) {
-    event = audit_event("manifest.push", *actor, repo.full, repo.full + "@" + record.digest,
-                        ref.is_digest() ? std::string() : "tag " + ref.tag());
-  }
+  auto event = audit_event(actor, "manifest.push", repo.full, repo.full + "@" + record.digest,
+                           ref.is_digest() ? std::string() : "tag " + ref.tag());
   REGISTRY_TRY(m_metadata->put_manifest(repo.feed.id, repo.full, record,
                                         ref.is_digest() ? std::string() : ref.tag(), now(),
                                         event ? &*event : nullptr));
@@ -140,17 +137,11 @@ Registry::delete_manifest(std::string_view repository, std::string_view referenc
     if (!row) {
       return fail(ErrorCode::manifest_unknown, "manifest unknown", ref.tag());
     }
-    std::optional<metadata::EventRow> event;
-    if (actor != nullptr) {
-      event = audit_event("tag.delete", *actor, repo.full, repo.full + "@" + row->digest, "tags " + ref.tag());
-    }
+    auto event = audit_event(actor, "tag.delete", repo.full, repo.full + "@" + row->digest, "tags " + ref.tag());
     REGISTRY_TRY(m_metadata->delete_tag(repo.row->id, ref.tag(), event ? &*event : nullptr));
     return DeleteManifestResult{*oci::Digest::parse(row->digest), {ref.tag()}};
   }
-  std::optional<metadata::EventRow> event;
-  if (actor != nullptr) {
-    event = audit_event("manifest.delete", *actor, repo.full, repo.full + "@" + ref.digest().str(), "");
-  }
+  auto event = audit_event(actor, "manifest.delete", repo.full, repo.full + "@" + ref.digest().str(), "");
   REGISTRY_TRY_ASSIGN(auto tags,
                       m_metadata->delete_manifest(repo.row->id, ref.digest().str(), event ? &*event : nullptr));
   return DeleteManifestResult{ref.digest(), std::move(tags)};

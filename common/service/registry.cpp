@@ -93,12 +93,15 @@ Registry::audit(const std::string& kind, const std::string& actor, const std::st
   }
 }
 
-metadata::EventRow
-Registry::audit_event(const std::string& kind, const std::string& actor, std::string_view repository,
+std::optional<metadata::EventRow>
+Registry::audit_event(const std::string* actor, const std::string& kind, std::string_view repository,
                       const std::string& subject, const std::string& detail) const
 {
+  if (actor == nullptr) {
+    return std::nullopt;
+  }
   std::string feed(repository.substr(0, repository.find('/')));
-  return metadata::EventRow{0, now(), kind, actor, std::move(feed), subject, detail};
+  return metadata::EventRow{0, now(), kind, *actor, std::move(feed), subject, detail};
 }
 
 Result<TokenService*>

@@ -349,10 +349,11 @@ private:
                                            const std::string& origin, const std::string* actor = nullptr);
   // A HEAD's answer for a stored blob (recording the use, at most once a minute).
   BlobInfo stat_found(const metadata::BlobRow& blob, const oci::Digest& parsed);
-  // An audit event on `repository` (FEED/REPO) at now().
-  metadata::EventRow audit_event(const std::string& kind, const std::string& actor,
-                                 std::string_view repository, const std::string& subject,
-                                 const std::string& detail) const;
+  // An audit event by `actor` on `repository` (FEED/REPO) at now(); nullopt
+  // when there is no actor (nothing to record).
+  std::optional<metadata::EventRow> audit_event(const std::string* actor, const std::string& kind,
+                                                std::string_view repository, const std::string& subject,
+                                                const std::string& detail) const;
   // The blob row linked to the repository, fetched from a connector when absent.
   Result<metadata::BlobRow> linked_blob(std::string_view repository, const oci::Digest& digest);
   // Pull-through (connectors.cpp): nullopt / false when no connector has it.

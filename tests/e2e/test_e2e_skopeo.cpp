@@ -240,9 +240,12 @@ check_object_store_feeds(const std::vector<std::string>& store_args, const std::
   std::string target = redirected->get_header_value("Location");
   CHECK(target.rfind(location, 0) == 0);
   CHECK(target.find(signature + "=") != std::string::npos);
-  std::string origin = target.substr(0, target.find('/', target.find("://") + 3));
-  httplib::Client direct(origin);
-  auto fetched = direct.Get(target.substr(origin.size()));
+  // Where a redirect points, fetched straight from the store.
+  auto fetch_location = [](const std::string& url) {
+    std::string origin = url.substr(0, url.find('/', url.find("://") + 3));
+    return httplib::Client(origin).Get(url.substr(origin.size()));
+  };
+  auto fetched = fetch_location(target);
   REQUIRE(fetched);
   CHECK(fetched->status == 200);
   CHECK(fetched->body == layer.data);
@@ -297,9 +300,7 @@ check_object_store_feeds(const std::vector<std::string>& store_args, const std::
     if (res->status != 307) {
       return res;
     }
-    std::string to = res->get_header_value("Location");
-    std::string to_origin = to.substr(0, to.find('/', to.find("://") + 3));
-    return httplib::Client(to_origin).Get(to.substr(to_origin.size()));
+    return fetch_location(res->get_header_value("Location"));
   };
   for (const Blob& small : {upstream_image.layers[1], upstream_image.layers[2], upstream_image.config}) {
     auto got = get_following("/v2/cloudhub/cloud/upstream/blobs/" + small.digest);
