@@ -131,6 +131,7 @@ struct HttpServer::Impl {
            const httplib::ContentReader* reader)
   {
     RequestContext ctx{req, res, reader, registry, options, parse_route(req.path), {}, false, &throttle};
+    ctx.plain_http = options.tls_cert.empty();
     // Whatever way dispatch() returns, the record learns who asked and what.
     struct Record {
       RequestContext& ctx;
@@ -260,7 +261,7 @@ struct HttpServer::Impl {
     // httplib re-checks for shutdown only between keep-alive waits, so this also
     // bounds how long stop() takes with idle client connections open.
     svr.set_keep_alive_timeout(5);
-    svr.set_read_timeout(300);
+    svr.set_read_timeout(k_read_timeout_seconds);
     svr.set_write_timeout(300);
     size_t workers = options.workers == 0 ? 32 : options.workers;
     svr.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };

@@ -3,7 +3,18 @@
 #include "common/util/strings.hpp"
 #include "server/api_error.hpp"
 
+#include <arpa/inet.h>
+#include <cerrno>
+#include <climits>
+#include <filesystem>
+#include <memory>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 namespace registry::server {
+
+namespace fs = std::filesystem;
 
 std::string
 client_address(const httplib::Request& req, const ServerOptions& options)
@@ -25,6 +36,104 @@ namespace {
 // Bodies up to this size are read and dropped after an error so the connection
 // stays usable; larger ones close the connection instead.
 constexpr size_t k_max_drain = 64 << 20;
+
+// Bodies from this size on are read from the socket directly, in pieces of up
+// to k_direct_piece bytes (see RequestContext::body()).
+constexpr uint64_t k_direct_min = 256 << 10;
+constexpr size_t k_direct_piece = 512 << 10;
+
+// The direct read relies on how cpp-httplib 0.11 buffers a connection (below);
+// another version reads every body through its ContentReader.
+constexpr bool k_known_httplib = std::string_view(CPPHTTPLIB_VERSION).starts_with("0.11.");
+
+// The body's length when it may be read directly: a Content-Length of at least
+// k_direct_min, with no transfer or content coding for httplib to undo.
+std::optional<uint64_t>
+direct_length(const httplib::Request& req)
+{
+  if (!k_known_httplib || req.has_header("Transfer-Encoding")
+      || (req.has_header("Content-Encoding")
+          && util::to_lower(util::trim(req.get_header_value("Content-Encoding"))) != "identity")) {
+    return std::nullopt;
+  }
+  auto length = util::parse_uint(req.get_header_value("Content-Length"));
+  if (!length || *length < k_direct_min) {
+    return std::nullopt;
+  }
+  return length;
+}
+
+// The socket of the plain-HTTP connection `req` arrived on, or -1: cpp-httplib
+// 0.11 does not hand it to handlers, so it is found among the process's sockets
+// by the connection's two ports and the peer's address (one connection at a time
+// has them). A worker thread serves one connection at a time, so the last socket
+// found is kept and checked again first.
+int
+connection_socket(const httplib::Request& req)
+{
+  auto port_of = [](const sockaddr_storage& a) {
+    return ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port
+                                         : reinterpret_cast<const sockaddr_in&>(a).sin_port);
+  };
+  auto serves = [&](int fd) {
+    sockaddr_storage peer{};
+    sockaddr_storage local{};
+    socklen_t peer_size = sizeof peer;
+    socklen_t local_size = sizeof local;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0
+        || port_of(peer) != req.remote_port
+        || ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0
+        || port_of(local) != req.local_port) {
+      return false;
+    }
+    char host[NI_MAXHOST];
+    return ::getnameinfo(reinterpret_cast<sockaddr*>(&peer), peer_size, host, sizeof host,
+                         nullptr, 0, NI_NUMERICHOST) == 0
+           && req.remote_addr == host;
+  };
+  thread_local int last = -1;
+  if (last >= 0 && serves(last)) {
+    return last;
+  }
+  last = -1;
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) {
+    auto fd = util::parse_uint(it->path().filename().string());
+    if (fd && *fd <= INT_MAX && serves(static_cast<int>(*fd))) {
+      last = static_cast<int>(*fd);
+      break;
+    }
+  }
+  return last;
+}
+
+// Reads `remaining` bytes from `fd` into `sink`, each piece after waiting at most
+// the server's read timeout for it. False when the peer stops sending first, the
+// wait times out, or the sink refuses a piece.
+bool
+read_socket(int fd, uint64_t remaining, const storage::ByteSink& sink)
+{
+  std::unique_ptr<char[]> buffer(new char[k_direct_piece]);
+  while (remaining > 0) {
+    pollfd waiting{fd, POLLIN, 0};
+    int ready = ::poll(&waiting, 1, k_read_timeout_seconds * 1000);
+    if (ready < 0 && errno == EINTR) {
+      continue;
+    }
+    if (ready <= 0) {
+      return false;
+    }
+    ssize_t n = ::recv(fd, buffer.get(), std::min<uint64_t>(remaining, k_direct_piece), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      continue;
+    }
+    if (n <= 0 || !sink(buffer.get(), static_cast<size_t>(n))) {
+      return false;
+    }
+    remaining -= static_cast<uint64_t>(n);
+  }
+  return true;
+}
 } // namespace
 
 service::ByteSource
@@ -36,10 +145,31 @@ RequestContext::body()
       received += req.body.size();
       return sink(req.body.data(), req.body.size());
     }
-    return (*reader)([&](const char* data, size_t size) {
+    auto counted = [&](const char* data, size_t size) {
       received += size;
       return sink(data, size);
+    };
+    auto length = plain_http ? direct_length(req) : std::nullopt;
+    int socket = length ? connection_socket(req) : -1;
+    if (socket < 0) {
+      return (*reader)(counted);
+    }
+    // httplib reads a body 4 KiB at a time, each piece after a poll(): for a
+    // layer, a third of the server's CPU. Its first piece hands over what it
+    // buffered past the headers (at most 4 KiB, and all of it: SocketStream::read
+    // returns the buffer's rest before it reads the socket again); stopping it
+    // there leaves the rest of the body, and nothing else, on the socket.
+    bool first = false;
+    bool accepted = false;
+    (*reader)([&](const char* data, size_t size) {
+      first = true;
+      accepted = size <= *length && counted(data, size);
+      return false;
     });
+    if (!first || !accepted) {
+      return false;
+    }
+    return read_socket(socket, *length - received, counted);
   };
 }
 

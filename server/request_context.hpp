@@ -15,6 +15,9 @@
 
 namespace registry::server {
 
+// How long the server waits for the next piece of a request.
+constexpr int k_read_timeout_seconds = 300;
+
 // The operations the access decision is made for (Distribution's rule: GET/HEAD
 // pull, POST/PUT/PATCH pull+push, DELETE delete).
 enum class Action { pull, push, remove };
@@ -34,6 +37,7 @@ struct RequestContext {
   bool body_consumed = false;
   LoginThrottle* throttle = nullptr; // shared by the server; null disables throttling
   uint64_t received = 0;             // body bytes read so far
+  bool plain_http = false;           // the connection is not TLS: a large body may be read directly
 
   bool
   is_head() const

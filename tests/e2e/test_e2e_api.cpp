@@ -3,10 +3,110 @@
 #include "common/util/file.hpp"
 #include "tests/e2e/fixture.hpp"
 
+#include <arpa/inet.h>
 #include <atomic>
+#include <chrono>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace registry::test;
+
+namespace {
+
+// One client connection driven byte by byte, to send a request's head and body
+// in the pieces a test chooses and to read what comes back on that connection.
+class RawConnection
+{
+public:
+  explicit RawConnection(int port)
+  {
+    m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval timeout{30, 0};
+    ::setsockopt(m_fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    REQUIRE(::connect(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~RawConnection()
+  {
+    ::close(m_fd);
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  void
+  send(std::string_view bytes)
+  {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(m_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      REQUIRE(n > 0);
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  void
+  finish_sending()
+  {
+    ::shutdown(m_fd, SHUT_WR);
+  }
+
+  // The next response's status and headers (names lower-cased); its body is read
+  // and dropped. Status 0 when the connection ends first.
+  std::pair<int, std::map<std::string, std::string>>
+  response()
+  {
+    size_t end;
+    while ((end = m_pending.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) {
+        return {0, {}};
+      }
+    }
+    std::string head = m_pending.substr(0, end);
+    m_pending.erase(0, end + 4);
+    std::map<std::string, std::string> headers;
+    size_t line = head.find("\r\n");
+    for (size_t at = line; at != std::string::npos && at < head.size();) {
+      size_t next = head.find("\r\n", at + 2);
+      std::string field = head.substr(at + 2, next == std::string::npos ? std::string::npos : next - at - 2);
+      size_t colon = field.find(':');
+      if (colon != std::string::npos) {
+        std::string name = field.substr(0, colon);
+        std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+        headers[name] = field.substr(field.find_first_not_of(' ', colon + 1));
+      }
+      at = next;
+    }
+    size_t length = headers.count("content-length") ? std::stoul(headers["content-length"]) : 0;
+    while (m_pending.size() < length) {
+      if (!fill()) {
+        return {0, {}};
+      }
+    }
+    m_pending.erase(0, length);
+    return {std::stoi(head.substr(head.find(' ') + 1, 3)), headers};
+  }
+
+private:
+  bool
+  fill()
+  {
+    char buffer[65536];
+    ssize_t n = ::recv(m_fd, buffer, sizeof buffer, 0);
+    if (n <= 0) {
+      return false;
+    }
+    m_pending.append(buffer, static_cast<size_t>(n));
+    return true;
+  }
+
+  int m_fd = -1;
+  std::string m_pending;
+};
+
+} // namespace
 
 TEST_SUITE("e2e")
 {
@@ -513,6 +613,78 @@ TEST_SUITE("e2e")
       auto get = f.c().get(std::string("/v2/") + repo + "/blobs/" + blob.digest);
       REQUIRE(get);
       CHECK(get->body == blob.data);
+    }
+  }
+
+  TEST_CASE("large bodies are read as sent, and nothing past them")
+  {
+    // The server reads bodies from 256 KiB on straight from the socket, after the
+    // bytes its HTTP library buffered with the request's head.
+    RegistryFixture f;
+    Blob blob = make_blob(random_bytes((1 << 20) + 123, 11));
+    std::string_view body = blob.data;
+    auto head = [&](const std::string& method, const std::string& target, size_t length) {
+      return method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+             + std::to_string(length) + "\r\nContent-Type: application/octet-stream\r\n\r\n";
+    };
+
+    SUBCASE("a body in uneven pieces, and the next request sent with its last bytes")
+    {
+      RawConnection conn(f.server->port());
+      conn.send(head("POST", "/v2/main/app/blobs/uploads/?digest=" + blob.digest, body.size())
+                + std::string(body.substr(0, 1000)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      size_t at = 1000;
+      for (size_t piece : {1u, 4095u, 70000u, 300000u}) {
+        conn.send(body.substr(at, piece));
+        at += piece;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      conn.send(std::string(body.substr(at)) + "GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      auto [created, headers] = conn.response();
+      CHECK(created == 201);
+      CHECK(headers["docker-content-digest"] == blob.digest);
+      CHECK(conn.response().first == 200);
+      auto get = f.c().get("/v2/main/app/blobs/" + blob.digest);
+      REQUIRE(get);
+      CHECK(get->body == blob.data);
+    }
+
+    SUBCASE("a PATCH cut short keeps what arrived; the upload resumes from there")
+    {
+      auto start = f.c().post("/v2/main/app/blobs/uploads/");
+      REQUIRE(start);
+      std::string location = start->get_header_value("Location");
+      {
+        RawConnection conn(f.server->port());
+        conn.send(head("PATCH", location, body.size()) + std::string(body.substr(0, 600000)));
+        conn.finish_sending();
+        // The answer is 400, which httplib logs but does not send once the body
+        // ended early: the connection just closes.
+        int status = conn.response().first;
+        CHECK((status == 400 || status == 0));
+      }
+      auto status = f.c().get(location);
+      REQUIRE(status);
+      CHECK(status->status == 204);
+      CHECK(status->get_header_value("Range") == "0-599999");
+      auto rest = f.c().patch(location, std::string(body.substr(600000)),
+                              {{"Content-Range", "600000-" + std::to_string(body.size() - 1)}});
+      REQUIRE(rest);
+      CHECK(rest->status == 202);
+      auto put = f.c().put(rest->get_header_value("Location") + "?digest=" + blob.digest, "");
+      REQUIRE(put);
+      CHECK(put->status == 201);
+      CHECK(f.c().get("/v2/main/app/blobs/" + blob.digest)->body == blob.data);
+    }
+
+    SUBCASE("a body refused before it is read is drained, and the connection serves on")
+    {
+      RawConnection conn(f.server->port());
+      conn.send(head("POST", "/v2/main/app/blobs/uploads/?digest=sha256:nothex", body.size())
+                + std::string(body) + "GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      CHECK(conn.response().first == 400);
+      CHECK(conn.response().first == 200);
     }
   }
 
