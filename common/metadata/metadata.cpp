@@ -1089,21 +1089,19 @@ Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limi
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<TagRow>> {
     std::vector<TagRow> out;
-    if (!with_manifests) {
-      SQLite::Statement& q =
-        db.prepare("SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?");
-      SQLite::bind(q, repository_id, last, limit);
-      while (q.executeStep()) {
-        out.push_back({column_string(q, 0), {}, 0, {}});
-      }
-      return out;
-    }
-    SQLite::Statement& q = db.prepare("SELECT t.name, m.digest, t.updated_at, m.origin FROM tags t JOIN manifests m "
-                            "ON m.id = t.manifest_id WHERE t.repository_id = ? AND t.name > ? "
-                            "ORDER BY t.name LIMIT ?");
+    // Names only: the tags' primary key answers without touching the manifests.
+    SQLite::Statement& q = db.prepare(
+      with_manifests ? "SELECT t.name, m.digest, t.updated_at, m.origin FROM tags t JOIN manifests m "
+                       "ON m.id = t.manifest_id WHERE t.repository_id = ? AND t.name > ? "
+                       "ORDER BY t.name LIMIT ?"
+                     : "SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?");
     SQLite::bind(q, repository_id, last, limit);
     while (q.executeStep()) {
-      out.push_back({column_string(q, 0), column_string(q, 1), q.getColumn(2).getInt64(), column_string(q, 3)});
+      if (with_manifests) {
+        out.push_back({column_string(q, 0), column_string(q, 1), q.getColumn(2).getInt64(), column_string(q, 3)});
+      } else {
+        out.push_back({column_string(q, 0), {}, 0, {}});
+      }
     }
     return out;
   });

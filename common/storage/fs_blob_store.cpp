@@ -319,7 +319,26 @@ FsBlobStore::sync_upload(const std::string& id)
   if (::fsync(fd.get()) != 0) {
     return fail(ErrorCode::io_error, "fsync of upload failed");
   }
+  mark_synced(id, true);
   return ok();
+}
+
+void
+FsBlobStore::mark_synced(const std::string& id, bool synced)
+{
+  std::lock_guard lock(m_synced_mutex);
+  if (synced) {
+    m_synced.insert(id);
+  } else {
+    m_synced.erase(id);
+  }
+}
+
+bool
+FsBlobStore::take_synced(const std::string& id)
+{
+  std::lock_guard lock(m_synced_mutex);
+  return m_synced.erase(id) != 0;
 }
 
 Result<void>
@@ -354,6 +373,7 @@ Result<std::unique_ptr<UploadWriter>>
 FsBlobStore::append_upload(const std::string& id)
 {
   REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  mark_synced(id, false);
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
@@ -394,7 +414,7 @@ FsBlobStore::commit_upload(const std::string& id, const oci::Digest& digest)
   REGISTRY_TRY_ASSIGN(auto source, upload_path(id));
   std::string key = key_for(digest);
   fs::path target = m_root / key;
-  {
+  if (!take_synced(id)) {
     Fd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
       return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
@@ -427,6 +447,7 @@ Result<void>
 FsBlobStore::remove_upload(const std::string& id)
 {
   REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
+  mark_synced(id, false);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return fail(ErrorCode::io_error, "cannot remove upload");
   }

@@ -14,6 +14,8 @@
 #include "common/storage/blob_store.hpp"
 
 #include <filesystem>
+#include <mutex>
+#include <unordered_set>
 
 namespace registry::storage {
 
@@ -64,7 +66,17 @@ private:
   Result<std::filesystem::path> blob_path(const std::string& key) const;
   Result<std::filesystem::path> quarantine_path(const std::string& key) const;
 
+  // Marks `id` as synced by sync_upload() (true) or written since (false).
+  void mark_synced(const std::string& id, bool synced);
+  // Whether `id` is synced, forgetting it.
+  bool take_synced(const std::string& id);
+
   std::filesystem::path m_root;
+  // Uploads fsynced by sync_upload() and not appended to since: their commit
+  // skips a second fsync, which costs about 80 us even on a clean file and
+  // would run under the metadata write lock.
+  std::mutex m_synced_mutex;
+  std::unordered_set<std::string> m_synced;
 };
 
 } // namespace registry::storage
