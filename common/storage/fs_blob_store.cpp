@@ -319,19 +319,15 @@ FsBlobStore::sync_upload(const std::string& id)
   if (::fsync(fd.get()) != 0) {
     return fail(ErrorCode::io_error, "fsync of upload failed");
   }
-  mark_synced(id, true);
+  remember_synced(id);
   return ok();
 }
 
 void
-FsBlobStore::mark_synced(const std::string& id, bool synced)
+FsBlobStore::remember_synced(const std::string& id)
 {
   std::lock_guard lock(m_synced_mutex);
-  if (synced) {
-    m_synced.insert(id);
-  } else {
-    m_synced.erase(id);
-  }
+  m_synced.insert(id);
 }
 
 bool
@@ -373,7 +369,7 @@ Result<std::unique_ptr<UploadWriter>>
 FsBlobStore::append_upload(const std::string& id)
 {
   REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
-  mark_synced(id, false);
+  (void)take_synced(id);
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
@@ -447,7 +443,7 @@ Result<void>
 FsBlobStore::remove_upload(const std::string& id)
 {
   REGISTRY_TRY_ASSIGN(auto path, upload_path(id));
-  mark_synced(id, false);
+  (void)take_synced(id);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return fail(ErrorCode::io_error, "cannot remove upload");
   }

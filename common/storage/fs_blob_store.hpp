@@ -66,9 +66,10 @@ private:
   Result<std::filesystem::path> blob_path(const std::string& key) const;
   Result<std::filesystem::path> quarantine_path(const std::string& key) const;
 
-  // Marks `id` as synced by sync_upload() (true) or written since (false).
-  void mark_synced(const std::string& id, bool synced);
-  // Whether `id` is synced, forgetting it.
+  // Records that sync_upload() made `id` durable.
+  void remember_synced(const std::string& id);
+  // Whether `id` is durable as recorded, forgetting the record (an append, a
+  // removal or the commit ends it).
   bool take_synced(const std::string& id);
 
   std::filesystem::path m_root;
