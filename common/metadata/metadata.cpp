@@ -472,6 +472,15 @@ ensure_repository(Connection& db, int64_t feed_id, const std::string& name, int6
   return db.getLastInsertRowid();
 }
 
+// REQUIRES: inside a write transaction.
+void
+remove_upload_row(Connection& db, const std::string& id)
+{
+  SQLite::Statement& q = db.prepare("DELETE FROM uploads WHERE id = ?");
+  q.bind(1, id);
+  q.exec();
+}
+
 // The blob of `store_id` whose `column` (digest or object key) is `value`.
 std::optional<BlobRow>
 blob_in_store(Connection& db, const char* column, int64_t store_id, const std::string& value)
@@ -842,11 +851,15 @@ Metadata::record_blob(int64_t feed_id, const std::string& repository, int64_t st
 Result<BlobRow>
 Metadata::commit_blob(int64_t feed_id, const std::string& repository, int64_t store_id,
                       const std::string& digest, uint64_t size,
-                      const std::function<Result<std::string>()>& place_bytes, int64_t now)
+                      const std::function<Result<std::string>()>& place_bytes, int64_t now,
+                      const std::string& finished_upload)
 {
   return m_impl->write([&](Connection& db) -> Result<BlobRow> {
     REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
     REGISTRY_TRY_ASSIGN(std::string object_key, place_bytes());
+    if (!finished_upload.empty()) {
+      remove_upload_row(db, finished_upload);
+    }
     SQLite::Statement& upsert = db.prepare("INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, digest) DO UPDATE SET "
           "last_touched_at = excluded.last_touched_at");
@@ -1828,9 +1841,7 @@ Result<void>
 Metadata::delete_upload(const std::string& id)
 {
   return m_impl->write([&](Connection& db) -> Result<void> {
-    SQLite::Statement& q = db.prepare("DELETE FROM uploads WHERE id = ?");
-    q.bind(1, id);
-    q.exec();
+    remove_upload_row(db, id);
     return ok();
   });
 }

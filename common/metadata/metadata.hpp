@@ -284,10 +284,12 @@ public:
   // Garbage collection removes bytes inside its own transaction, so the two are
   // serialised and a blob is never recorded over bytes a collector is removing.
   // When `place_bytes` fails nothing is recorded and its error is returned.
+  // `finished_upload`, when not empty, is the upload whose bytes these are: its
+  // row goes in the same transaction.
   Result<BlobRow> commit_blob(int64_t feed_id, const std::string& repository, int64_t store_id,
                               const std::string& digest, uint64_t size,
                               const std::function<Result<std::string>()>& place_bytes,
-                              int64_t now);
+                              int64_t now, const std::string& finished_upload = {});
   // Links an existing blob row to a repository (mount). Returns false when the
   // blob is not linked to `from_repository_id` (nothing is changed).
   Result<bool> mount_blob(int64_t from_repository_id, int64_t feed_id,

@@ -37,10 +37,13 @@ translate_upload_error(Error error)
 // `repository`. On a store whose commit keys are unique the (networked) commit
 // runs before the metadata transaction; if the row then names other bytes of the
 // same digest, or cannot be written, the fresh copy is removed again.
+// `upload_row`, when not empty, names the upload's row, removed in the same
+// transaction.
 Result<metadata::BlobRow>
 commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_t feed_id,
                   const std::string& repository, int64_t store_id, const std::string& upload_id,
-                  const oci::Digest& digest, uint64_t size, int64_t now)
+                  const oci::Digest& digest, uint64_t size, int64_t now,
+                  const std::string& upload_row = {})
 {
   std::optional<std::string> committed;
   if (blob_store.commit_keys_are_unique()) {
@@ -63,7 +66,7 @@ commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_
       }
       return key;
     },
-    now);
+    now, upload_row);
   if (committed && (!recorded || recorded->object_key != *committed)) {
     if (auto removed = blob_store.remove_blob(*committed); !removed) {
       util::log_warn("spare copy " + *committed + " of " + digest.str() + " stays until fsck: "
@@ -446,11 +449,12 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
   if (auto synced = blob_store->sync_upload(row.id); !synced) {
     return fail(translate_upload_error(synced.take_error()));
   }
+  // The upload's row goes in the transaction that records the blob.
   auto recorded = commit_and_record(*m_metadata, *blob_store, row.feed_id, row.repository_name,
-                                    row.store_id, row.id, *parsed, size, now());
-  (void)m_metadata->delete_upload(row.id);
+                                    row.store_id, row.id, *parsed, size, now(), row.id);
   forget_upload(row.id);
   if (!recorded) {
+    (void)m_metadata->delete_upload(row.id);
     return fail(recorded.take_error());
   }
   return BlobInfo{*parsed, size};

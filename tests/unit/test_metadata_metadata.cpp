@@ -726,6 +726,29 @@ TEST_SUITE("metadata")
       REQUIRE_OK(gone);
       CHECK_FALSE(gone->has_value());
     }
+
+    SUBCASE("the commit of a finished upload removes its row; a failed one keeps it")
+    {
+      auto failed = f.db->commit_blob(
+        f.feed.id, "team/app", k_store, digest_of("up"), 2,
+        []() -> registry::Result<std::string> { return registry::fail(ErrorCode::io_error, "disk"); },
+        k_now, id);
+      CHECK(code_of(failed) == ErrorCode::io_error);
+      auto kept = f.db->find_upload(id);
+      REQUIRE_OK(kept);
+      CHECK(kept->has_value());
+
+      auto committed = f.db->commit_blob(
+        f.feed.id, "team/app", k_store, digest_of("up"), 2,
+        []() -> registry::Result<std::string> { return std::string("blobs/up"); }, k_now, id);
+      REQUIRE_OK(committed);
+      auto gone = f.db->find_upload(id);
+      REQUIRE_OK(gone);
+      CHECK_FALSE(gone->has_value());
+      auto blob = f.db->find_blob(k_store, digest_of("up"));
+      REQUIRE_OK(blob);
+      CHECK(blob->has_value());
+    }
   }
 
   TEST_CASE("metadata::Metadata::delete_feed")
