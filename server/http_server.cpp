@@ -123,6 +123,7 @@ struct HttpServer::Impl {
   Metrics metrics;
   std::unique_ptr<httplib::Server> http;
   std::function<void()> widen_backlog;
+  std::atomic<uint64_t> served{0};
 
   Impl(service::Registry& r, ServerOptions o) : registry(r), options(std::move(o)) {}
 
@@ -228,6 +229,7 @@ struct HttpServer::Impl {
     uint64_t sent = req.method == "HEAD" ? 0 : res.content_length_ > 0 ? res.content_length_ : res.body.size();
     const char* route = req.path == "/healthz" ? "healthz" : t_request.route;
     metrics.record_request(req.method, route, res.status, seconds, t_request.received, sent);
+    served.fetch_add(1, std::memory_order_relaxed);
     if (!options.access_log) {
       return;
     }
@@ -329,6 +331,12 @@ Metrics&
 HttpServer::metrics()
 {
   return m_impl->metrics;
+}
+
+uint64_t
+HttpServer::requests_served() const
+{
+  return m_impl->served.load(std::memory_order_relaxed);
 }
 
 HttpServer::~HttpServer()

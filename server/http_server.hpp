@@ -9,6 +9,7 @@
 
 #include "common/result.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -53,6 +54,8 @@ public:
   bool is_running() const;
   // The server's metrics, for jobs running beside it to report into.
   Metrics& metrics();
+  // Requests answered so far (any route, any status).
+  uint64_t requests_served() const;
 
 private:
   struct Impl;

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <malloc.h>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <pthread.h>
 #include <thread>
@@ -42,24 +43,20 @@ struct ServeOptions {
   std::string log_level = "info";
 };
 
-// The scheduled cleanup inside `serve`: the same collector as `registryctl gc`,
-// every `interval` seconds, one summary line per run. The database lock keeps
-// it from overlapping a concurrent `registryctl gc`.
-class CleanupJob
+// A thread that calls `tick` every `interval` until it is destroyed; none when
+// the interval is zero.
+class Periodic
 {
 public:
-  CleanupJob(service::Registry& registry, int64_t interval, service::GcOptions options,
-             server::Metrics& metrics)
-    : m_registry(registry),
-      m_interval(interval),
-      m_options(std::move(options)),
-      m_metrics(metrics)
+  Periodic(std::chrono::milliseconds interval, std::function<void()> tick)
+    : m_interval(interval),
+      m_tick(std::move(tick))
   {
-    if (m_interval > 0) {
+    if (m_interval.count() > 0) {
       m_thread = std::thread([this] { loop(); });
     }
   }
-  ~CleanupJob()
+  ~Periodic()
   {
     {
       std::lock_guard lock(m_mutex);
@@ -70,47 +67,90 @@ public:
       m_thread.join();
     }
   }
-  CleanupJob(const CleanupJob&) = delete;
-  CleanupJob& operator=(const CleanupJob&) = delete;
+  Periodic(const Periodic&) = delete;
+  Periodic& operator=(const Periodic&) = delete;
 
 private:
   void
   loop()
   {
     std::unique_lock lock(m_mutex);
-    while (!m_wake.wait_for(lock, std::chrono::seconds(m_interval), [this] { return m_stopping; })) {
+    while (!m_wake.wait_for(lock, m_interval, [this] { return m_stopping; })) {
       lock.unlock();
-      auto report = service::collect_garbage(m_registry, m_options);
-      if (report) {
-        m_metrics.record_gc(true, report->blobs_removed, report->bytes_freed);
-        char line[320];
-        std::snprintf(line, sizeof line,
-                      "cleanup: removed %llu blobs (%s), %llu uploads, expired %llu cached "
-                      "manifests (%llu tags) in %.2fs",
-                      static_cast<unsigned long long>(report->blobs_removed),
-                      util::human_size(report->bytes_freed).c_str(),
-                      static_cast<unsigned long long>(report->uploads_purged),
-                      static_cast<unsigned long long>(report->cached_manifests_expired),
-                      static_cast<unsigned long long>(report->cached_tags_expired), report->seconds);
-        util::log_info(line);
-      } else if (report.error().code == ErrorCode::conflict) {
-        util::log_info("cleanup: skipped, " + report.error().message);
-      } else {
-        m_metrics.record_gc(false, 0, 0);
-        util::log_error("cleanup failed: " + report.error().message);
-      }
+      m_tick();
       lock.lock();
     }
   }
 
-  service::Registry& m_registry;
-  int64_t m_interval;
-  service::GcOptions m_options;
-  server::Metrics& m_metrics;
+  std::chrono::milliseconds m_interval;
+  std::function<void()> m_tick;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
   std::thread m_thread;
+};
+
+// One run of the scheduled cleanup inside `serve`: the same collector as
+// `registryctl gc`, one summary line. The database lock keeps it from
+// overlapping a concurrent `registryctl gc`.
+void
+run_cleanup(service::Registry& registry, const service::GcOptions& options, server::Metrics& metrics)
+{
+  auto report = service::collect_garbage(registry, options);
+  if (report) {
+    metrics.record_gc(true, report->blobs_removed, report->bytes_freed);
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "cleanup: removed %llu blobs (%s), %llu uploads, expired %llu cached "
+                  "manifests (%llu tags) in %.2fs",
+                  static_cast<unsigned long long>(report->blobs_removed),
+                  util::human_size(report->bytes_freed).c_str(),
+                  static_cast<unsigned long long>(report->uploads_purged),
+                  static_cast<unsigned long long>(report->cached_manifests_expired),
+                  static_cast<unsigned long long>(report->cached_tags_expired), report->seconds);
+    util::log_info(line);
+  } else if (report.error().code == ErrorCode::conflict) {
+    util::log_info("cleanup: skipped, " + report.error().message);
+  } else {
+    metrics.record_gc(false, 0, 0);
+    util::log_error("cleanup failed: " + report.error().message);
+  }
+}
+
+// Called every second: once a whole second has passed without a request after
+// some were served, hands back what the burst left behind: pooled database
+// connections beyond two, the page caches of those kept, and the free pages
+// of malloc's arenas (a quiet server does nothing here).
+class IdleRelease
+{
+public:
+  IdleRelease(service::Registry& registry, const server::HttpServer& http)
+    : m_registry(registry),
+      m_http(http)
+  {
+  }
+
+  void
+  tick()
+  {
+    uint64_t served = m_http.requests_served();
+    if (served != m_seen) {
+      m_seen = served;
+      m_pending = true;
+      return;
+    }
+    if (m_pending) {
+      m_pending = false;
+      m_registry.metadata().release_idle_memory(2);
+      malloc_trim(0);
+    }
+  }
+
+private:
+  service::Registry& m_registry;
+  const server::HttpServer& m_http;
+  uint64_t m_seen = 0;
+  bool m_pending = false;
 };
 
 server::ServerOptions
@@ -203,7 +243,10 @@ run_serve(AppContext& ctx, const ServeOptions& options)
   gc_options.grace = duration_flag(options.gc_grace, "--gc-grace");
   gc_options.upload_expiry = duration_flag(options.upload_expiry, "--upload-expiry");
   int64_t interval = duration_flag(options.cleanup_interval, "--cleanup-interval");
-  CleanupJob cleanup(registry, interval, gc_options, http.metrics());
+  Periodic cleanup(std::chrono::seconds(interval),
+                   [&] { run_cleanup(registry, gc_options, http.metrics()); });
+  IdleRelease idle(registry, http);
+  Periodic release(std::chrono::seconds(1), [&] { idle.tick(); });
   std::thread waiter([&] {
     int received = 0;
     sigwait(&signals, &received);

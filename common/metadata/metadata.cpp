@@ -565,6 +565,24 @@ Metadata::schema_version()
   return r ? *r : -1;
 }
 
+size_t
+Metadata::release_idle_memory(size_t keep)
+{
+  std::vector<std::unique_ptr<Connection>> closing;
+  {
+    // Pooled connections belong to no thread while they sit here.
+    std::lock_guard lock(m_impl->mutex);
+    while (m_impl->idle.size() > keep) {
+      closing.push_back(std::move(m_impl->idle.back()));
+      m_impl->idle.pop_back();
+    }
+    for (auto& db : m_impl->idle) {
+      sqlite3_db_release_memory(db->getHandle());
+    }
+  }
+  return closing.size(); // closed here, outside the pool's lock
+}
+
 namespace {
 
 // A StoreRow from "SELECT id, name, type, config FROM stores ...".

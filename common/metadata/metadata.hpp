@@ -224,6 +224,11 @@ public:
 
   int schema_version();
 
+  // For an idle server: closes the pooled connections beyond `keep` that no
+  // caller is using and hands the page caches of the rest back to the
+  // allocator. Returns how many connections were closed.
+  size_t release_idle_memory(size_t keep);
+
   // --- stores ---
   Result<std::vector<StoreRow>> list_stores();
   // already_exists if the name is taken.

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace registry::util {
@@ -78,10 +79,18 @@ read_file(const fs::path& path)
     }
     return fail(ErrorCode::io_error, "cannot open " + path.string());
   }
-  std::string out;
-  char buf[65536];
+  // Read straight into the string, sized from fstat (one byte more, so the
+  // read that finds the end needs no growth). No stack buffer: a large one
+  // costs every worker thread that once read a file its resident stack pages.
+  struct stat st {};
+  size_t expected = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
+  std::string out(expected + 1, '\0');
+  size_t used = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (used == out.size()) {
+      out.resize(out.size() * 2);
+    }
+    ssize_t n = ::read(fd, out.data() + used, out.size() - used);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -92,9 +101,10 @@ read_file(const fs::path& path)
     if (n == 0) {
       break;
     }
-    out.append(buf, static_cast<size_t>(n));
+    used += static_cast<size_t>(n);
   }
   ::close(fd);
+  out.resize(used);
   return out;
 }
 

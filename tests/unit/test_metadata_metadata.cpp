@@ -8,6 +8,7 @@
 
 #include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <ctime>
@@ -164,6 +165,32 @@ TEST_SUITE("metadata")
       CHECK(code_of(Metadata::open(dir / "missing" / "registry.db")) == ErrorCode::io_error);
       CHECK(code_of(Metadata::open(dir.path())) == ErrorCode::io_error);
     }
+  }
+
+  TEST_CASE("metadata::Metadata::release_idle_memory")
+  {
+    TestDir dir;
+    auto db = open_db(dir);
+    auto feed = db->create_feed("idle", "", k_store, "none", k_now);
+    REQUIRE_OK(feed);
+    // A read inside a write transaction leases a second connection: two pooled.
+    auto committed = db->commit_blob(feed->id, "idle/app", k_store, digest_of("a"), 1,
+                                     [&]() -> registry::Result<std::string> {
+                                       REQUIRE_OK(db->find_feed("idle"));
+                                       return std::string("blobs/a");
+                                     },
+                                     k_now);
+    REQUIRE_OK(committed);
+    sqlite3_int64 busy = sqlite3_memory_used();
+
+    CHECK(db->release_idle_memory(1) == 1);
+    CHECK(db->release_idle_memory(0) == 1);
+    CHECK(db->release_idle_memory(0) == 0);
+    CHECK(sqlite3_memory_used() < busy);
+    // The next caller opens a fresh connection and finds everything there.
+    auto blob = db->find_blob(k_store, digest_of("a"));
+    REQUIRE_OK(blob);
+    CHECK(blob->has_value());
   }
 
   TEST_CASE("metadata::Metadata feeds")
