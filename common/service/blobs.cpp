@@ -373,7 +373,6 @@ Registry::append_locked(UploadState& state, const metadata::UploadRow& row, cons
     // The bytes that did arrive are kept and counted, as a resumable upload should.
     return fail(ErrorCode::blob_upload_invalid, "the request body ended early");
   }
-  (void)m_metadata->touch_upload(row.id, now());
   return ok();
 }
 
@@ -402,6 +401,9 @@ Registry::append_upload(std::string_view repository, std::string_view id,
                 "0-" + std::to_string(state->offset == 0 ? 0 : state->offset - 1));
   }
   REGISTRY_TRY(append_locked(*state, row, body));
+  // Keeps the upload from expiring while it is active. A completing request
+  // removes the row instead.
+  (void)m_metadata->touch_upload(row.id, now());
   return UploadStatus{row.id, row.repository_name, state->offset};
 }
 
