@@ -1351,7 +1351,9 @@ def physical_limits(ctx: Context, nginx: str | None) -> list[Metric]:
     out.append(Metric("limit_sha256", "SHA-256, one core (hashlib)", "MiB/s",
                       s.sha_mib / (time.perf_counter() - start), True))
 
-    # Sequential write of the blob size class, then one fsync (what dd conv=fsync does).
+    # Sequential write of the blob size class, then one fsync (what dd conv=fsync does),
+    # into memory warmed as for the push scenarios.
+    warm_memory(s.fsync_mib * 5 // 4)
     target = os.path.join(ctx.workdir, "fsync-test.tmp")
     block = os.urandom(MiB)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
