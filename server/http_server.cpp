@@ -228,8 +228,9 @@ struct HttpServer::Impl {
     return req.has_header("Transfer-Encoding") || req.get_header_value<uint64_t>("Content-Length") > 0;
   }
 
+  // GET, HEAD and OPTIONS: the health check, then the API.
   void
-  serve_without_body(const httplib::Request& req, httplib::Response& res)
+  serve_plain(const httplib::Request& req, httplib::Response& res)
   {
     if (req.path == "/healthz" && req.method != "OPTIONS") {
       res.set_header(k_api_version_header, "registry/2.0");
@@ -291,24 +292,23 @@ struct HttpServer::Impl {
       t_request.route = "none";
       t_request.repository.clear();
       t_request.received = 0;
-      // Requests without a body are served here. httplib's own routing matches
-      // every path against a std::regex, which recurses once per character:
-      // 40-90 KiB of stack for a digest path (kept resident in every worker
-      // thread), and CPU on the hottest requests.
-      if (!has_body(req) && (req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS")) {
-        serve_without_body(req, res);
+      // Methods without a request body are served here. httplib's own routing
+      // matches every path against a std::regex, which recurses once per
+      // character: 40-90 KiB of stack for a digest path (kept resident in
+      // every worker thread), and CPU on the hottest requests.
+      if (req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") {
+        if (has_body(req)) {
+          // httplib does not read a body on these methods; its bytes would be
+          // parsed as the next request. Answer, then close.
+          res.set_header("Connection", "close");
+        }
+        serve_plain(req, res);
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
     });
-    auto plain = [this](const httplib::Request& req, httplib::Response& res) {
-      serve_without_body(req, res);
-    };
     auto streamed = [this](const httplib::Request& req, httplib::Response& res,
                            const httplib::ContentReader& reader) { dispatch(req, res, &reader); };
-    // A GET or OPTIONS that carries a body comes here, so that httplib reads it.
-    svr.Get(".*", plain);
-    svr.Options(".*", plain);
     svr.Post(".*", streamed);
     svr.Put(".*", streamed);
     svr.Patch(".*", streamed);

@@ -80,8 +80,8 @@ read_file(const fs::path& path)
     return fail(ErrorCode::io_error, "cannot open " + path.string());
   }
   // Read straight into the string, sized from fstat (one byte more, so the
-  // read that finds the end needs no growth). No stack buffer: a large one
-  // costs every worker thread that once read a file its resident stack pages.
+  // read that finds the end needs no growth). No stack buffer: Debian's
+  // compiler probes every page of a large frame, which stays resident.
   struct stat st {};
   size_t expected = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
   std::string out(expected + 1, '\0');
