@@ -1,6 +1,7 @@
 #include "common/storage/azure_blob_store.hpp"
 
 #include "common/storage/azure_auth.hpp"
+#include "common/storage/stream_reader.hpp"
 #include "common/util/log.hpp"
 #include "common/util/strings.hpp"
 #include "common/util/uuid.hpp"
@@ -31,9 +32,6 @@ constexpr const char* k_api_version = "2024-11-04";
 // this goes out directly in blocks of at most k_max_block.
 constexpr size_t k_buffer_block = 16 << 20;
 constexpr size_t k_max_block = 64 << 20;
-// A sequential reader keeps at most this much received but unread.
-constexpr size_t k_read_ahead = 8 << 20;
-constexpr size_t k_chunk = 256 << 10;
 constexpr int k_attempts = 4;
 constexpr const char* k_quarantine_meta = "x-ms-meta-registryquarantined";
 constexpr size_t k_pool_max = 8;
@@ -55,34 +53,6 @@ parse_http_date(const std::string& text)
   return static_cast<int64_t>(timegm(&tm));
 }
 
-std::string
-xml_unescape(std::string_view text)
-{
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '&') {
-      out.push_back(text[i]);
-      continue;
-    }
-    static const std::pair<const char*, char> entities[] = {
-      {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    bool matched = false;
-    for (const auto& [name, c] : entities) {
-      size_t n = std::strlen(name);
-      if (text.substr(i, n) == name) {
-        out.push_back(c);
-        i += n - 1;
-        matched = true;
-        break;
-      }
-    }
-    if (!matched) {
-      out.push_back('&');
-    }
-  }
-  return out;
-}
 
 // The text of the first <tag>...</tag> in `xml` at or after `from`; nullopt if
 // absent. A self-closed <tag/> gives "".
@@ -107,7 +77,7 @@ xml_element(std::string_view xml, std::string_view tag, size_t from = 0)
   if (end == std::string_view::npos) {
     return std::nullopt;
   }
-  return xml_unescape(xml.substr(start, end - start));
+  return util::xml_unescape(xml.substr(start, end - start));
 }
 
 // Calls `visit` with the inner text of each <tag>...</tag> in `xml`.
@@ -1090,158 +1060,6 @@ AzureBlobStore::head_and_restore(const std::string& key, std::string* etag)
 
 // Streams a blob with one ranged GET kept open while reads stay sequential: a
 // background thread receives into a bounded buffer; a read elsewhere restarts it.
-class AzureBlobReader final : public BlobReader
-{
-public:
-  AzureBlobReader(AzureBlobStore& store, std::string name, std::string etag, uint64_t size)
-    : m_store(store), m_name(std::move(name)), m_etag(std::move(etag)), m_size(size)
-  {
-  }
-  ~AzureBlobReader() override
-  {
-    stop();
-  }
-
-  uint64_t
-  size() const override
-  {
-    return m_size;
-  }
-
-  Result<size_t>
-  read_at(uint64_t offset, char* buffer, size_t size) override
-  {
-    if (offset >= m_size || size == 0) {
-      return size_t(0);
-    }
-    if (!m_thread.joinable() || offset != m_position) {
-      stop();
-      start(offset);
-    }
-    std::unique_lock lock(m_mutex);
-    // Wait for the whole request (or the read-ahead's worth) rather than the few
-    // KiB the first wake-up brings: fewer, larger hand-overs.
-    m_want = static_cast<size_t>(std::min<uint64_t>({size, m_size - offset, k_read_ahead / 2}));
-    m_ready.wait(lock, [&] { return m_buffered - m_front_used >= m_want || m_done; });
-    m_want = 0;
-    size_t copied = 0;
-    while (copied < size && !m_chunks.empty()) {
-      std::string& front = m_chunks.front();
-      size_t n = std::min(size - copied, front.size() - m_front_used);
-      std::memcpy(buffer + copied, front.data() + m_front_used, n);
-      copied += n;
-      m_front_used += n;
-      if (m_front_used == front.size()) {
-        m_buffered -= front.size();
-        m_chunks.pop_front();
-        m_front_used = 0;
-      }
-    }
-    m_space.notify_one();
-    if (copied == 0) {
-      Error error = m_error ? *m_error : make_error(ErrorCode::io_error, "azure: blob " + m_name + " ended early");
-      lock.unlock();
-      stop();
-      return fail(error);
-    }
-    m_position += copied;
-    return copied;
-  }
-
-private:
-  void
-  start(uint64_t offset)
-  {
-    m_position = offset;
-    m_chunks.clear();
-    m_front_used = 0;
-    m_buffered = 0;
-    m_done = false;
-    m_cancel = false;
-    m_error.reset();
-    m_thread = std::thread([this, offset] { run(offset); });
-  }
-
-  void
-  stop()
-  {
-    if (!m_thread.joinable()) {
-      return;
-    }
-    {
-      std::lock_guard lock(m_mutex);
-      m_cancel = true;
-    }
-    m_space.notify_all();
-    m_thread.join();
-  }
-
-  void
-  run(uint64_t offset)
-  {
-    if (!m_client) {
-      m_client = m_store.make_client();
-    }
-    // An explicit first-last range: Azurite mishandles suffix ranges.
-    AzureBlobStore::Request req{"GET", m_name, {}, {}, {}, {}};
-    req.headers.emplace_back("x-ms-range", "bytes=" + std::to_string(offset) + "-" + std::to_string(m_size - 1));
-    if (!m_etag.empty()) {
-      req.headers.emplace_back("If-Match", m_etag); // fail rather than mix two versions
-    }
-    req.receiver = [this](const char* data, size_t n) {
-      std::unique_lock lock(m_mutex);
-      m_space.wait(lock, [&] { return m_buffered < k_read_ahead || m_cancel; });
-      if (m_cancel) {
-        return false;
-      }
-      // httplib delivers a few KiB at a time: gather them into larger chunks.
-      if (m_chunks.empty() || m_chunks.back().size() >= k_chunk) {
-        m_chunks.emplace_back();
-        m_chunks.back().reserve(k_chunk);
-      }
-      m_chunks.back().append(data, n);
-      m_buffered += n;
-      if (m_want != 0 && m_buffered - m_front_used >= m_want) {
-        m_ready.notify_one();
-      }
-      return true;
-    };
-    auto res = m_store.send_once(*m_client, req);
-    std::lock_guard lock(m_mutex);
-    if (!res) {
-      if (!m_cancel) {
-        m_error = res.error();
-      }
-      m_client.reset(); // the connection state is unknown
-    } else if (!res->ok()) {
-      m_error = azure_failure(*res, "read blob " + m_name).error;
-      if (res->status == 412) {
-        m_error = make_error(ErrorCode::io_error, "azure: blob " + m_name + " changed while being read");
-      }
-    }
-    m_done = true;
-    m_ready.notify_all();
-  }
-
-  AzureBlobStore& m_store;
-  std::string m_name;
-  std::string m_etag;
-  uint64_t m_size;
-  std::unique_ptr<httplib::Client> m_client; // used by the stream thread only
-  std::thread m_thread;
-  std::mutex m_mutex;
-  std::condition_variable m_ready; // data or end available
-  std::condition_variable m_space; // room in the buffer, or cancelled
-  std::deque<std::string> m_chunks;
-  size_t m_front_used = 0;
-  size_t m_buffered = 0; // bytes in m_chunks, including the used part of the front
-  size_t m_want = 0;     // bytes the waiting reader needs, 0 if none waits
-  bool m_done = false;
-  bool m_cancel = false;
-  std::optional<Error> m_error;
-  uint64_t m_position = 0; // offset of the next byte the stream delivers
-};
-
 Result<std::unique_ptr<BlobReader>>
 AzureBlobStore::open_blob(const std::string& key)
 {
@@ -1252,7 +1070,30 @@ AzureBlobStore::open_blob(const std::string& key)
   // digest, so a blob written again under a key holds the same bytes, and a
   // read that restarts after such a rewrite must not fail.
   (void)etag;
-  return std::unique_ptr<BlobReader>(new AzureBlobReader(*this, name, std::string(), info.size));
+  uint64_t size = info.size;
+  // The connection is kept from one GET of the reader to the next, and dropped
+  // when one fails (its state is then unknown).
+  auto client = std::make_shared<std::unique_ptr<httplib::Client>>();
+  RangeFetch fetch = [this, name, size, client](uint64_t offset, const RangeSink& sink) -> Result<void> {
+    if (!*client) {
+      *client = make_client();
+    }
+    // An explicit first-last range: Azurite mishandles suffix ranges.
+    Request req{"GET", name, {}, {}, {}, {}};
+    req.headers.emplace_back("x-ms-range", "bytes=" + std::to_string(offset) + "-" + std::to_string(size - 1));
+    req.receiver = sink;
+    auto res = send_once(**client, req);
+    if (!res) {
+      client->reset();
+      return fail(res.take_error());
+    }
+    if (!res->ok()) {
+      return azure_failure(*res, "read blob " + name);
+    }
+    return ok();
+  };
+  return std::unique_ptr<BlobReader>(
+    std::make_unique<StreamingBlobReader>(size, "azure: blob " + name, std::move(fetch)));
 }
 
 Result<ObjectInfo>

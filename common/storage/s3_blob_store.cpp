@@ -1,8 +1,10 @@
 #include "common/storage/s3_blob_store.hpp"
 
 #include "common/storage/sigv4.hpp"
+#include "common/storage/stream_reader.hpp"
 #include "common/util/file.hpp"
 #include "common/util/log.hpp"
+#include "common/util/strings.hpp"
 #include "common/util/uuid.hpp"
 
 #include <httplib.h>
@@ -30,55 +32,11 @@ constexpr int k_max_parts = 10000;
 constexpr int k_part_size_step = 2000;      // parts per part size
 constexpr int k_max_part_doublings = 4;     // 16 MiB -> 256 MiB
 constexpr size_t k_read_chunk = 1 << 20;    // pread size when sending a part
-constexpr size_t k_stream_buffer = 8 << 20; // bytes a blob reader buffers ahead
-constexpr size_t k_stream_wakeup = 256 << 10; // bytes that wake a waiting reader
 constexpr size_t k_pool_max = 16;
 constexpr int k_attempts = 4;
 
 // --- tiny XML helpers: S3 answers are flat enough for tag extraction ---
 
-std::string
-xml_unescape(std::string_view text)
-{
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '&') {
-      out.push_back(text[i]);
-      continue;
-    }
-    size_t semi = text.find(';', i);
-    if (semi == std::string_view::npos) {
-      out.push_back('&');
-      continue;
-    }
-    std::string_view entity = text.substr(i + 1, semi - i - 1);
-    if (entity == "amp") {
-      out.push_back('&');
-    } else if (entity == "lt") {
-      out.push_back('<');
-    } else if (entity == "gt") {
-      out.push_back('>');
-    } else if (entity == "quot") {
-      out.push_back('"');
-    } else if (entity == "apos") {
-      out.push_back('\'');
-    } else if (!entity.empty() && entity[0] == '#') {
-      unsigned long code = entity.size() > 1 && (entity[1] == 'x' || entity[1] == 'X')
-                             ? std::strtoul(std::string(entity.substr(2)).c_str(), nullptr, 16)
-                             : std::strtoul(std::string(entity.substr(1)).c_str(), nullptr, 10);
-      if (code < 0x80) {
-        out.push_back(static_cast<char>(code));
-      } else {
-        out += "?";
-      }
-    } else {
-      out.append(text.substr(i, semi - i + 1));
-    }
-    i = semi;
-  }
-  return out;
-}
 
 std::string
 xml_escape(std::string_view text)
@@ -121,7 +79,7 @@ std::string
 xml_text(std::string_view xml, std::string_view tag)
 {
   auto blocks = xml_blocks(xml, tag);
-  return blocks.empty() ? std::string() : xml_unescape(blocks.front());
+  return blocks.empty() ? std::string() : util::xml_unescape(blocks.front());
 }
 
 // "2026-01-02T03:04:05.000Z" -> Unix seconds (0 if unparsable).
@@ -979,190 +937,49 @@ private:
   std::unique_ptr<Pending> m_pending;
 };
 
-// Streams one blob: a background thread keeps one ranged GET open and fills a
-// bounded buffer; sequential read_at() calls drain it. A read at another offset
-// drops the stream and opens a new one there.
-class S3BlobReader final : public BlobReader
+// The ranged GET a StreamingBlobReader streams `object` with.
+RangeFetch
+s3_range_fetch(S3Client& client, std::string object, uint64_t size)
 {
-public:
-  S3BlobReader(S3Client& client, std::string object, uint64_t size)
-    : m_client(client), m_object(std::move(object)), m_size(size)
-  {
-  }
-  ~S3BlobReader() override
-  {
-    stop();
-  }
-
-  uint64_t
-  size() const override
-  {
-    return m_size;
-  }
-
-  Result<size_t>
-  read_at(uint64_t offset, char* buffer, size_t size) override
-  {
-    if (offset >= m_size || size == 0) {
-      return size_t{0};
-    }
-    std::string last_error;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      if (!m_stream || m_position != offset) {
-        stop();
-        start(offset);
-      }
-      auto n = take(buffer, size);
-      if (n) {
-        m_position += *n;
-        return n;
-      }
-      last_error = n.error().message;
-      if (n.error().code == ErrorCode::not_found) {
-        return n;
-      }
-      stop(); // retry from `offset` with a new request
-    }
-    return fail(ErrorCode::io_error, last_error);
-  }
-
-private:
-  struct Stream {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::deque<std::string> chunks;
-    size_t buffered = 0;
-    bool done = false;
-    bool cancelled = false;
-    int status = 0;
-    std::string failure;
-    std::thread thread;
-  };
-
-  void
-  start(uint64_t offset)
-  {
-    m_stream = std::make_unique<Stream>();
-    m_position = offset;
-    Stream* stream = m_stream.get();
+  return [&client, object = std::move(object), size](uint64_t offset,
+                                                     const RangeSink& sink) -> Result<void> {
     S3Call call;
-    call.object = m_object;
-    call.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(m_size - 1));
-    auto [headers, wire] = m_client.prepare(call, sigv4::k_unsigned_payload);
-    stream->thread = std::thread([this, stream, headers = std::move(headers), wire = std::move(wire)]() {
-      auto client = m_client.acquire();
-      std::string error_body;
-      auto result = client->Get(
-        wire, headers,
-        [stream](const httplib::Response& response) {
-          std::lock_guard lock(stream->mutex);
-          stream->status = response.status;
+    call.object = object;
+    call.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(size - 1));
+    auto [headers, wire] = client.prepare(call, sigv4::k_unsigned_payload);
+    auto http = client.acquire();
+    int status = 0;
+    std::string error_body;
+    auto result = http->Get(
+      wire, headers,
+      [&status](const httplib::Response& response) {
+        status = response.status;
+        return true;
+      },
+      [&](const char* data, size_t length) {
+        if (status != 200 && status != 206) {
+          error_body.append(data, length);
           return true;
-        },
-        [stream, &error_body](const char* data, size_t length) {
-          std::unique_lock lock(stream->mutex);
-          if (stream->status != 200 && stream->status != 206) {
-            error_body.append(data, length);
-            return true;
-          }
-          stream->cv.wait(lock, [&] { return stream->cancelled || stream->buffered < k_stream_buffer; });
-          if (stream->cancelled) {
-            return false;
-          }
-          if (stream->chunks.empty() || stream->chunks.back().size() >= (256 << 10)) {
-            stream->chunks.emplace_back();
-            stream->chunks.back().reserve(256 << 10);
-          }
-          stream->chunks.back().append(data, length);
-          stream->buffered += length;
-          // Waking the reader for every small network read costs a context
-          // switch each; wake it once a useful amount is there.
-          if (stream->buffered >= k_stream_wakeup) {
-            stream->cv.notify_all();
-          }
-          return true;
-        });
-      std::lock_guard lock(stream->mutex);
-      if (!result) {
-        if (!stream->cancelled) {
-          stream->failure = "S3 GET " + m_object + " failed: " + m_client.describe_transport_error(result.error());
         }
-      } else if (stream->status != 200 && stream->status != 206) {
-        S3Call failed;
-        failed.object = m_object;
-        S3Response response;
-        response.status = stream->status;
-        response.body = error_body;
-        stream->failure = m_client.error_of(failed, response).message;
-        if (stream->status == 404) {
-          stream->failure = "not_found:" + stream->failure;
-        }
-      } else {
-        m_client.release(std::move(client));
-      }
-      stream->done = true;
-      stream->cv.notify_all();
-    });
-  }
-
-  void
-  stop()
-  {
-    if (!m_stream) {
-      return;
+        return sink(data, length);
+      });
+    if (!result) {
+      return fail(ErrorCode::io_error,
+                  "S3 GET " + object + " failed: " + client.describe_transport_error(result.error()));
     }
-    {
-      std::lock_guard lock(m_stream->mutex);
-      m_stream->cancelled = true;
+    if (status != 200 && status != 206) {
+      S3Call failed;
+      failed.object = object;
+      S3Response response;
+      response.status = status;
+      response.body = error_body;
+      std::string message = client.error_of(failed, response).message;
+      return fail(status == 404 ? ErrorCode::not_found : ErrorCode::io_error, message);
     }
-    m_stream->cv.notify_all();
-    if (m_stream->thread.joinable()) {
-      m_stream->thread.join();
-    }
-    m_stream.reset();
-    m_current.clear();
-    m_current_used = 0;
-  }
-
-  // Copies from the chunk taken last; takes the next one (under the lock) when
-  // it is used up, so the copying never holds the producer back.
-  Result<size_t>
-  take(char* buffer, size_t size)
-  {
-    if (m_current_used == m_current.size()) {
-      Stream& s = *m_stream;
-      std::unique_lock lock(s.mutex);
-      s.cv.wait(lock, [&] { return s.buffered >= k_stream_wakeup || s.done; });
-      if (s.buffered == 0) {
-        if (!s.failure.empty()) {
-          if (s.failure.rfind("not_found:", 0) == 0) {
-            return fail(ErrorCode::not_found, s.failure.substr(10));
-          }
-          return fail(ErrorCode::io_error, s.failure);
-        }
-        return fail(ErrorCode::io_error,
-                    "S3 GET " + m_object + " ended early at byte " + std::to_string(m_position));
-      }
-      m_current = std::move(s.chunks.front());
-      s.chunks.pop_front();
-      m_current_used = 0;
-      s.buffered -= m_current.size();
-      s.cv.notify_all();
-    }
-    size_t n = std::min(size, m_current.size() - m_current_used);
-    std::memcpy(buffer, m_current.data() + m_current_used, n);
-    m_current_used += n;
-    return n;
-  }
-
-  S3Client& m_client;
-  std::string m_object;
-  uint64_t m_size;
-  uint64_t m_position = 0;
-  std::unique_ptr<Stream> m_stream;
-  std::string m_current; // the chunk being read, taken from the stream
-  size_t m_current_used = 0;
-};
+    client.release(std::move(http));
+    return ok();
+  };
+}
 
 } // namespace
 
@@ -1734,7 +1551,9 @@ S3BlobStore::open_blob(const std::string& key)
   // A quarantine marker leaves the bytes in place: no need to look for one
   // here (gc's recovery drops a marker left on a blob that kept its row).
   REGISTRY_TRY_ASSIGN(auto head, m_ops->head_object(m_ops->object(key)));
-  return std::unique_ptr<BlobReader>(std::make_unique<S3BlobReader>(*m_client, m_ops->object(key), head.size));
+  std::string object = m_ops->object(key);
+  return std::unique_ptr<BlobReader>(std::make_unique<StreamingBlobReader>(
+    head.size, "S3 GET " + object, s3_range_fetch(*m_client, object, head.size)));
 }
 
 Result<ObjectInfo>

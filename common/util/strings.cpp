@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <limits>
 
@@ -219,6 +220,49 @@ percent_encode(std::string_view text, std::string_view keep)
       out.push_back(k_hex[c >> 4]);
       out.push_back(k_hex[c & 0xf]);
     }
+  }
+  return out;
+}
+
+std::string
+xml_unescape(std::string_view text)
+{
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '&') {
+      out.push_back(text[i]);
+      continue;
+    }
+    size_t semi = text.find(';', i);
+    if (semi == std::string_view::npos) {
+      out.push_back('&');
+      continue;
+    }
+    std::string_view entity = text.substr(i + 1, semi - i - 1);
+    if (entity == "amp") {
+      out.push_back('&');
+    } else if (entity == "lt") {
+      out.push_back('<');
+    } else if (entity == "gt") {
+      out.push_back('>');
+    } else if (entity == "quot") {
+      out.push_back('"');
+    } else if (entity == "apos") {
+      out.push_back('\'');
+    } else if (!entity.empty() && entity[0] == '#') {
+      unsigned long code = entity.size() > 1 && (entity[1] == 'x' || entity[1] == 'X')
+                             ? std::strtoul(std::string(entity.substr(2)).c_str(), nullptr, 16)
+                             : std::strtoul(std::string(entity.substr(1)).c_str(), nullptr, 10);
+      if (code < 0x80) {
+        out.push_back(static_cast<char>(code));
+      } else {
+        out += "?";
+      }
+    } else {
+      out.append(text.substr(i, semi - i + 1));
+    }
+    i = semi;
   }
   return out;
 }

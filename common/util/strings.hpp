@@ -46,4 +46,9 @@ url_encode(std::string_view text)
   return percent_encode(text, "/:");
 }
 
+// The text of an XML element with the five named entities and numeric
+// character references decoded (those above U+007F become '?'); an unknown
+// entity is kept as written. Enough for the flat answers of S3 and Azure.
+std::string xml_unescape(std::string_view text);
+
 } // namespace registry::util

@@ -177,4 +177,14 @@ TEST_SUITE("util")
       CHECK(util::url_encode("\xff") == "%FF");
     }
   }
+
+  TEST_CASE("util::xml_unescape")
+  {
+    CHECK(util::xml_unescape("plain") == "plain");
+    CHECK(util::xml_unescape("a&amp;b&lt;c&gt;d&quot;e&apos;f") == "a&b<c>d\"e'f");
+    CHECK(util::xml_unescape("&#65;&#x42;&#X43;") == "ABC");
+    CHECK(util::xml_unescape("&#233;") == "?");
+    CHECK(util::xml_unescape("&nbsp; &") == "&nbsp; &");
+    CHECK(util::xml_unescape("") == "");
+  }
 }
