@@ -1264,7 +1264,8 @@ class Target:
 
 
 def warm_memory(mib: int) -> None:
-    """Touches `mib` MiB of anonymous memory and frees it again. On a virtual
+    """Touches 1.25 times the `mib` MiB about to be written into the page
+    cache, as anonymous memory, and frees it again. On a virtual
     machine whose balloon reports free pages to the host, memory that was not
     touched lately costs the guest a fault into the host on first use: a 256 MiB
     write into the page cache then costs several times its usual system time.
@@ -1274,25 +1275,22 @@ def warm_memory(mib: int) -> None:
     that both write into memory the guest holds."""
     if mib <= 0:
         return
-    size = mib << 20
+    size = (mib * 5 // 4) << 20
     buf = mmap.mmap(-1, size)
     for offset in range(0, size, mmap.PAGESIZE):
         buf[offset] = 1
     buf.close()
 
 
-# MiB each push scenario writes into the page cache (before the warm margin).
-SCENARIO_WRITES: dict[str, Callable[["Sizes"], int]] = {
-    "push": lambda s: s.push_reps * s.blob_mib,
-    "chunked": lambda s: s.push_reps * s.blob_mib,
-}
+# Scenarios that write push_reps blobs of blob_mib MiB each.
+PUSH_SCENARIOS = ("push", "chunked")
 
 
 def run_scenario(t: Target, ctx: Context, name: str) -> None:
     reg = t.reg
     os.sync()  # no dirty pages of the previous measurement written back during this one
-    if name in SCENARIO_WRITES:
-        warm_memory(SCENARIO_WRITES[name](ctx.sizes) * 5 // 4)
+    if name in PUSH_SCENARIOS:
+        warm_memory(ctx.sizes.push_reps * ctx.sizes.blob_mib)
     cpu0 = reg.cpu_seconds()
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
@@ -1353,7 +1351,7 @@ def physical_limits(ctx: Context, nginx: str | None) -> list[Metric]:
 
     # Sequential write of the blob size class, then one fsync (what dd conv=fsync does),
     # into memory warmed as for the push scenarios.
-    warm_memory(s.fsync_mib * 5 // 4)
+    warm_memory(s.fsync_mib)
     target = os.path.join(ctx.workdir, "fsync-test.tmp")
     block = os.urandom(MiB)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -36,14 +36,12 @@ translate_upload_error(Error error)
 // Makes upload `upload_id` the durable blob `digest` and records it, linked to
 // `repository`. On a store whose commit keys are unique the (networked) commit
 // runs before the metadata transaction; if the row then names other bytes of the
-// same digest, or cannot be written, the fresh copy is removed again.
-// `upload_row`, when not empty, names the upload's row, removed in the same
-// transaction.
+// same digest, or cannot be written, the fresh copy is removed again. The
+// upload's row, if it has one, is removed in the same transaction.
 Result<metadata::BlobRow>
 commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_t feed_id,
                   const std::string& repository, int64_t store_id, const std::string& upload_id,
-                  const oci::Digest& digest, uint64_t size, int64_t now,
-                  const std::string& upload_row = {})
+                  const oci::Digest& digest, uint64_t size, int64_t now)
 {
   std::optional<std::string> committed;
   if (blob_store.commit_keys_are_unique()) {
@@ -66,7 +64,7 @@ commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_
       }
       return key;
     },
-    now, upload_row);
+    now, upload_id);
   if (committed && (!recorded || recorded->object_key != *committed)) {
     if (auto removed = blob_store.remove_blob(*committed); !removed) {
       util::log_warn("spare copy " + *committed + " of " + digest.str() + " stays until fsck: "
@@ -451,9 +449,8 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
   if (auto synced = blob_store->sync_upload(row.id); !synced) {
     return fail(translate_upload_error(synced.take_error()));
   }
-  // The upload's row goes in the transaction that records the blob.
   auto recorded = commit_and_record(*m_metadata, *blob_store, row.feed_id, row.repository_name,
-                                    row.store_id, row.id, *parsed, size, now(), row.id);
+                                    row.store_id, row.id, *parsed, size, now());
   forget_upload(row.id);
   if (!recorded) {
     (void)m_metadata->delete_upload(row.id);
