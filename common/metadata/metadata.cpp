@@ -1460,6 +1460,19 @@ Metadata::find_blob_by_key(int64_t store_id, const std::string& key)
   });
 }
 
+Result<bool>
+Metadata::remove_unrecorded(int64_t store_id, const std::string& key,
+                            const std::function<Result<void>()>& remove_bytes)
+{
+  return m_impl->write([&](Connection& db) -> Result<bool> {
+    if (blob_in_store(db, "b.object_key", store_id, key)) {
+      return false;
+    }
+    REGISTRY_TRY(remove_bytes());
+    return true;
+  });
+}
+
 Result<void>
 Metadata::delete_blob_row(int64_t id)
 {

@@ -402,6 +402,12 @@ public:
   // Every blob row, in id order, after `after_id`.
   Result<std::vector<BlobRow>> list_blob_rows(int64_t after_id, int64_t limit);
   Result<std::optional<BlobRow>> find_blob_by_key(int64_t store_id, const std::string& key);
+  // Runs `remove_bytes` inside a write transaction when no blob row of the store
+  // names `key`, and answers whether it ran. Serialised with commit_blob(), whose
+  // placement of the bytes and row are one transaction: fsck cannot remove bytes
+  // a push is recording.
+  Result<bool> remove_unrecorded(int64_t store_id, const std::string& key,
+                                 const std::function<Result<void>()>& remove_bytes);
   // Deletes a blob row (fsck repair of a row whose bytes are gone).
   Result<void> delete_blob_row(int64_t id);
   // Manifest references that point at nothing: a blob digest with no row in the

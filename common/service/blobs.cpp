@@ -36,8 +36,11 @@ translate_upload_error(Error error)
 // Makes upload `upload_id` the durable blob `digest` and records it, linked to
 // `repository`. On a store whose commit keys are unique the (networked) commit
 // runs before the metadata transaction; if the row then names other bytes of the
-// same digest, or cannot be written, the fresh copy is removed again. The
-// upload's row, if it has one, is removed in the same transaction.
+// same digest, or cannot be written, the fresh copy is removed again. A store
+// with shared keys places the bytes first where it can (place_upload()), and the
+// commit inside the transaction, serialised with gc's removals, then finds them
+// there (or puts them back). The upload's row, if it has one, is removed in the
+// same transaction.
 Result<metadata::BlobRow>
 commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_t feed_id,
                   const std::string& repository, int64_t store_id, const std::string& upload_id,
@@ -50,6 +53,8 @@ commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_
       return fail(translate_upload_error(key.take_error()));
     }
     committed = std::move(*key);
+  } else if (auto placed = blob_store.place_upload(upload_id, digest); !placed) {
+    return fail(translate_upload_error(placed.take_error()));
   }
   auto recorded = md.commit_blob(
     feed_id, repository, store_id, digest.str(), size,

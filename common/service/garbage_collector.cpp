@@ -530,7 +530,9 @@ check_integrity(Registry& registry, const FsckOptions& options)
       if (!*row) {
         FsckProblem p{"orphan_blob", info.key, std::to_string(info.size) + " bytes without a row", false};
         if (options.repair && info.modified <= cutoff) {
-          p.repaired = store->remove_blob(info.key).has_value();
+          auto removed = md.remove_unrecorded(store_id, info.key,
+                                              [&] { return store->remove_blob(info.key); });
+          p.repaired = removed && *removed;
         }
         report.problems.push_back(std::move(p));
       }

@@ -141,6 +141,18 @@ public:
   {
     return false;
   }
+  // On a store with shared keys, may put the synced upload's bytes at the key of
+  // `digest` ahead of the metadata transaction, durably, keeping the upload, so
+  // that commit_upload() inside the transaction finds them there and the slow
+  // part (a directory fsync) does not hold the write lock. Doing nothing is
+  // correct: commit_upload() places the bytes itself then.
+  virtual Result<void>
+  place_upload(const std::string& id, const oci::Digest& digest)
+  {
+    (void)id;
+    (void)digest;
+    return ok();
+  }
   // Makes the upload's bytes the durable blob for `digest` and returns its object
   // key. The caller has verified the digest. If the blob already exists the
   // upload is dropped and the existing key returned, unless the store's keys are

@@ -323,6 +323,58 @@ FsBlobStore::sync_upload(const std::string& id)
   return ok();
 }
 
+bool
+FsBlobStore::is_synced(const std::string& id)
+{
+  std::lock_guard lock(m_synced_mutex);
+  return m_synced.count(id) != 0;
+}
+
+Result<void>
+FsBlobStore::place_upload(const std::string& id, const oci::Digest& digest)
+{
+  if (!is_synced(id)) {
+    return ok(); // commit_upload() fsyncs and places the bytes itself
+  }
+  REGISTRY_TRY_ASSIGN(auto source, upload_path(id));
+  fs::path target = m_root / key_for(digest);
+  REGISTRY_TRY(ensure_blob_directory(target.parent_path()));
+  bool linked = ::link(source.c_str(), target.c_str()) == 0;
+  if (!linked && errno != EEXIST) {
+    return ok(); // no hard links here: commit_upload() renames instead
+  }
+  // Synced after EEXIST too: the name may be another push's link whose
+  // directory fsync is still running, and this row must not outlast it.
+  if (auto synced = util::fsync_directory(target.parent_path()); !synced) {
+    if (linked) {
+      ::unlink(target.c_str()); // a name that may not be durable is no blob
+    }
+    return synced;
+  }
+  return ok();
+}
+
+Result<void>
+FsBlobStore::ensure_blob_directory(const fs::path& dir)
+{
+  if (::mkdir(dir.c_str(), 0755) == 0) {
+    // A new shard directory is a new name in its parent, durable only once
+    // the parent is synced.
+    return util::fsync_directory(dir.parent_path());
+  }
+  if (errno == EEXIST) {
+    return ok();
+  }
+  // The algorithm's directory is missing too (the first blob of its kind).
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return fail(ErrorCode::io_error, "cannot create blob directory " + dir.string());
+  }
+  REGISTRY_TRY(util::fsync_directory(dir.parent_path()));
+  return util::fsync_directory(dir.parent_path().parent_path());
+}
+
 void
 FsBlobStore::remember_synced(const std::string& id)
 {
@@ -410,7 +462,8 @@ FsBlobStore::commit_upload(const std::string& id, const oci::Digest& digest)
   REGISTRY_TRY_ASSIGN(auto source, upload_path(id));
   std::string key = key_for(digest);
   fs::path target = m_root / key;
-  if (!take_synced(id)) {
+  bool synced_before = take_synced(id);
+  if (!synced_before) {
     Fd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
       return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
@@ -420,17 +473,19 @@ FsBlobStore::commit_upload(const std::string& id, const oci::Digest& digest)
       return fail(ErrorCode::io_error, "fsync of upload failed");
     }
   }
-  std::error_code ec;
-  fs::create_directories(target.parent_path(), ec);
-  if (ec) {
-    return fail(ErrorCode::io_error, "cannot create blob directory");
-  }
   struct stat st {};
   if (::stat(target.c_str(), &st) == 0) {
-    // Same digest, same bytes: keep the existing blob, drop the upload.
+    // Same digest, same bytes (an existing blob, or this upload's own link from
+    // place_upload()): keep them, drop the upload's name. Without a
+    // place_upload() first, the name may be another push's link whose
+    // directory fsync is still running.
+    if (!synced_before) {
+      REGISTRY_TRY(util::fsync_directory(target.parent_path()));
+    }
     ::unlink(source.c_str());
     return key;
   }
+  REGISTRY_TRY(ensure_blob_directory(target.parent_path()));
   if (::rename(source.c_str(), target.c_str()) != 0) {
     return fail(ErrorCode::io_error, "cannot move upload into place: "
                                        + std::string(std::strerror(errno)));

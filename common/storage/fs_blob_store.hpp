@@ -37,6 +37,9 @@ public:
   Result<std::unique_ptr<UploadWriter>> append_upload(const std::string& id) override;
   Result<void> read_upload(const std::string& id, const ByteSink& sink) override;
   Result<void> sync_upload(const std::string& id) override;
+  // Hard-links a synced upload at its blob key and fsyncs the directory, outside
+  // the metadata write lock; commit_upload() then only drops the upload's name.
+  Result<void> place_upload(const std::string& id, const oci::Digest& digest) override;
   Result<std::string> commit_upload(const std::string& id, const oci::Digest& digest) override;
   Result<void> remove_upload(const std::string& id) override;
   Result<std::vector<ObjectInfo>> list_uploads() override;
@@ -71,6 +74,9 @@ private:
   // Whether `id` is durable as recorded, forgetting the record (an append, a
   // removal or the commit ends it).
   bool take_synced(const std::string& id);
+  bool is_synced(const std::string& id);
+  // Creates a blob shard directory if needed, durably (the parent is synced).
+  Result<void> ensure_blob_directory(const std::filesystem::path& dir);
 
   std::filesystem::path m_root;
   // Uploads fsynced by sync_upload() and not appended to since: their commit

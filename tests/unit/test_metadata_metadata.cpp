@@ -382,6 +382,30 @@ TEST_SUITE("metadata")
       REQUIRE_OK(after_61);
       CHECK((*after_61)->last_touched_at == k_now + 61);
     }
+
+    SUBCASE("remove_unrecorded runs the removal only for a key no row names, in a write transaction")
+    {
+      int calls = 0;
+      auto remove = [&]() -> registry::Result<void> {
+        ++calls;
+        // The write lock is held: another connection cannot start writing.
+        SQLite::Database other((f.dir / "registry.db").string(), SQLite::OPEN_READWRITE);
+        CHECK_THROWS(other.exec("BEGIN IMMEDIATE"));
+        return registry::ok();
+      };
+      auto named = f.db->remove_unrecorded(k_store, "blobs/key-of-" + f.blob, remove);
+      REQUIRE_OK(named);
+      CHECK_FALSE(*named);
+      CHECK(calls == 0);
+      auto stray = f.db->remove_unrecorded(k_store, "blobs/stray", remove);
+      REQUIRE_OK(stray);
+      CHECK(*stray);
+      CHECK(calls == 1);
+      auto failing = f.db->remove_unrecorded(k_store, "blobs/stray", [] {
+        return registry::Result<void>(registry::fail(ErrorCode::io_error, "disk"));
+      });
+      CHECK(code_of(failing) == ErrorCode::io_error);
+    }
   }
 
   TEST_CASE("metadata::Metadata::put_manifest")

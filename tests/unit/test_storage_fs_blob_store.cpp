@@ -327,6 +327,76 @@ TEST_SUITE("storage")
     }
   }
 
+  TEST_CASE("storage::FsBlobStore::place_upload")
+  {
+    TestDir dir;
+    auto store = open_store(dir);
+    const std::string content = registry::test::random_bytes(5'000, 6);
+    const Digest digest = Digest::of(content);
+    const std::string id = util::random_uuid();
+    const fs::path blob = dir / "store" / FsBlobStore::key_for(digest);
+    REQUIRE_OK(store->create_upload(id));
+    append(*store, id, content);
+
+    SUBCASE("a synced upload gets a second name at its key; the commit drops the first")
+    {
+      REQUIRE_OK(store->sync_upload(id));
+      REQUIRE_OK(store->place_upload(id, digest));
+      CHECK(fs::is_regular_file(blob));
+      CHECK(fs::hard_link_count(blob) == 2);
+      CHECK(store->upload_size(id).value() == content.size());
+      auto key = store->commit_upload(id, digest);
+      REQUIRE_OK(key);
+      CHECK(fs::hard_link_count(blob) == 1);
+      CHECK(files_in(dir / "store" / "uploads") == 0);
+      CHECK(read_blob(*store, *key) == content);
+    }
+
+    SUBCASE("bytes removed between the placement and the commit are put back by the commit")
+    {
+      REQUIRE_OK(store->sync_upload(id));
+      REQUIRE_OK(store->place_upload(id, digest));
+      REQUIRE_OK(store->remove_blob(FsBlobStore::key_for(digest))); // as gc would
+      CHECK_FALSE(fs::exists(blob));
+      auto key = store->commit_upload(id, digest);
+      REQUIRE_OK(key);
+      CHECK(read_blob(*store, *key) == content);
+      CHECK(files_in(dir / "store" / "uploads") == 0);
+    }
+
+    SUBCASE("an existing blob stays as it is; the commit drops the upload")
+    {
+      const std::string first = util::random_uuid();
+      REQUIRE_OK(store->create_upload(first));
+      append(*store, first, content);
+      REQUIRE_OK(store->commit_upload(first, digest));
+      REQUIRE_OK(store->sync_upload(id));
+      REQUIRE_OK(store->place_upload(id, digest));
+      CHECK(fs::hard_link_count(blob) == 1);
+      REQUIRE_OK(store->commit_upload(id, digest));
+      CHECK(files_in(dir / "store" / "uploads") == 0);
+      CHECK(read_blob(*store, FsBlobStore::key_for(digest)) == content);
+    }
+
+    SUBCASE("an upload not synced is left where it is: the commit syncs and moves it")
+    {
+      REQUIRE_OK(store->place_upload(id, digest));
+      CHECK_FALSE(fs::exists(blob));
+      REQUIRE_OK(store->commit_upload(id, digest));
+      CHECK(fs::hard_link_count(blob) == 1);
+      CHECK(read_blob(*store, FsBlobStore::key_for(digest)) == content);
+    }
+
+    SUBCASE("a missing shard directory is created")
+    {
+      CHECK_FALSE(fs::exists(blob.parent_path()));
+      REQUIRE_OK(store->sync_upload(id));
+      REQUIRE_OK(store->place_upload(id, digest));
+      CHECK(fs::is_directory(blob.parent_path()));
+      CHECK(fs::is_regular_file(blob));
+    }
+  }
+
   TEST_CASE("storage::FsBlobStore::put_blob")
   {
     TestDir dir;
