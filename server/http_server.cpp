@@ -31,8 +31,26 @@ struct RequestRecord {
   const char* route = "none";
   std::string repository;
   uint64_t received = 0;
+  // A body method's path while httplib routes it under k_routed_path.
+  std::string parked_path;
+  bool path_parked = false;
 };
 thread_local RequestRecord t_request;
+
+// What httplib's regex routing sees of a POST, PUT, PATCH or DELETE: a
+// one-character path, so the std::regex match costs nothing (see configure()).
+constexpr const char* k_routed_path = "/";
+
+// Gives the request its own path back after httplib's routing; idempotent.
+void
+restore_path(const httplib::Request& req)
+{
+  if (t_request.path_parked) {
+    // Request objects are never const; httplib only hands them out as const.
+    const_cast<std::string&>(req.path).swap(t_request.parked_path);
+    t_request.path_parked = false;
+  }
+}
 
 // Request ids: a random prefix per process and a counter, so ids are unique
 // across restarts without a random draw per request.
@@ -131,6 +149,7 @@ struct HttpServer::Impl {
   dispatch(const httplib::Request& req, httplib::Response& res,
            const httplib::ContentReader* reader)
   {
+    restore_path(req);
     RequestContext ctx{req, res, reader, registry, options, parse_route(req.path), {}, false, &throttle};
     ctx.plain_http = options.tls_cert.empty();
     // Whatever way dispatch() returns, the record learns who asked and what.
@@ -243,6 +262,7 @@ struct HttpServer::Impl {
   void
   log_request(const httplib::Request& req, const httplib::Response& res)
   {
+    restore_path(req); // a request httplib answered itself (e.g. a body it could not read)
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request.start).count();
     uint64_t sent = req.method == "HEAD" ? 0 : res.content_length_ > 0 ? res.content_length_ : res.body.size();
     const char* route = req.path == "/healthz" ? "healthz" : t_request.route;
@@ -292,6 +312,7 @@ struct HttpServer::Impl {
       t_request.route = "none";
       t_request.repository.clear();
       t_request.received = 0;
+      t_request.path_parked = false; // a request httplib dropped unanswered
       // Methods without a request body are served here. httplib's own routing
       // matches every path against a std::regex, which recurses once per
       // character: 40-90 KiB of stack for a digest path (kept resident in
@@ -305,14 +326,20 @@ struct HttpServer::Impl {
         serve_plain(req, res);
         return httplib::Server::HandlerResponse::Handled;
       }
+      // The body methods need httplib's routing for their ContentReader. It
+      // matches k_routed_path instead of the real path, which dispatch() puts
+      // back; the match is then one character long, not a digest path's 100.
+      t_request.parked_path = std::move(const_cast<std::string&>(req.path));
+      const_cast<std::string&>(req.path) = k_routed_path;
+      t_request.path_parked = true;
       return httplib::Server::HandlerResponse::Unhandled;
     });
     auto streamed = [this](const httplib::Request& req, httplib::Response& res,
                            const httplib::ContentReader& reader) { dispatch(req, res, &reader); };
-    svr.Post(".*", streamed);
-    svr.Put(".*", streamed);
-    svr.Patch(".*", streamed);
-    svr.Delete(".*", streamed);
+    svr.Post(k_routed_path, streamed);
+    svr.Put(k_routed_path, streamed);
+    svr.Patch(k_routed_path, streamed);
+    svr.Delete(k_routed_path, streamed);
     svr.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
         // Fail-safe only: handlers report errors through Result.

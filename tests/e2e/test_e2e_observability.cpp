@@ -105,6 +105,20 @@ TEST_SUITE("e2e")
       }
     }
     CHECK(found);
+    // A body method's line names its own path (httplib routes it under another).
+    std::string post_id = started->get_header_value("X-Request-Id");
+    bool post_found = false;
+    for (const auto& line : json_lines(f.server->log())) {
+      if (line["msg"] == "access" && line["request_id"] == post_id) {
+        post_found = true;
+        CHECK(line["method"] == "POST");
+        CHECK(line["path"] == "/v2/main/app/blobs/uploads/");
+        CHECK(line["route"] == "upload_start");
+        CHECK(line["repository"] == "main/app");
+        CHECK(line["status"] == 202);
+      }
+    }
+    CHECK(post_found);
   }
 
   TEST_CASE("metrics are for admins unless --metrics-anonymous; --log-level")
