@@ -225,6 +225,29 @@ column_string(SQLite::Statement& q, int i)
   return std::string(static_cast<const char*>(col.getBlob()), static_cast<size_t>(col.getBytes()));
 }
 
+// The first row `q` yields, as `read` makes it; nullopt when there is none.
+template<typename Read>
+auto
+first_row(SQLite::Statement& q, Read&& read) -> std::optional<decltype(read(q))>
+{
+  if (q.executeStep()) {
+    return read(q);
+  }
+  return std::nullopt;
+}
+
+// Every row `q` yields, as `read` makes it.
+template<typename Read>
+auto
+all_rows(SQLite::Statement& q, Read&& read) -> std::vector<decltype(read(q))>
+{
+  std::vector<decltype(read(q))> out;
+  while (q.executeStep()) {
+    out.push_back(read(q));
+  }
+  return out;
+}
+
 FeedRow
 read_feed(SQLite::Statement& q)
 {
@@ -488,10 +511,7 @@ blob_in_store(Connection& db, const char* column, int64_t store_id, const std::s
   SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
                             + " FROM blobs b WHERE b.store_id = ? AND " + column + " = ?");
   SQLite::bind(q, store_id, value);
-  if (q.executeStep()) {
-    return read_blob(q);
-  }
-  return std::nullopt;
+  return first_row(q, read_blob);
 }
 
 // The blob `digest` linked to the repository whose `column` (its id or its full
@@ -506,10 +526,7 @@ linked_blob(Connection& db, const char* column, const Key& key, const std::strin
                               "JOIN feeds f ON f.id = r.feed_id WHERE " + column
                             + " = ? AND b.digest = ? AND b.store_id = f.store_id");
   SQLite::bind(q, key, digest);
-  if (q.executeStep()) {
-    return std::optional<BlobRow>(read_blob(q));
-  }
-  return std::optional<BlobRow>();
+  return first_row(q, read_blob);
 }
 
 Result<RepositoryRow>
@@ -598,12 +615,8 @@ Result<std::vector<StoreRow>>
 Metadata::list_stores()
 {
   return m_impl->run([](Connection& db) -> Result<std::vector<StoreRow>> {
-    std::vector<StoreRow> out;
     SQLite::Statement& q = db.prepare("SELECT id, name, type, config FROM stores ORDER BY name");
-    while (q.executeStep()) {
-      out.push_back(read_store(q));
-    }
-    return out;
+    return all_rows(q, read_store);
   });
 }
 
@@ -695,10 +708,7 @@ Metadata::find_feed(const std::string& name)
   return m_impl->run([&](Connection& db) -> Result<std::optional<FeedRow>> {
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
     q.bind(1, name);
-    if (q.executeStep()) {
-      return std::optional<FeedRow>(read_feed(q));
-    }
-    return std::optional<FeedRow>();
+    return first_row(q, read_feed);
   });
 }
 
@@ -706,12 +716,8 @@ Result<std::vector<FeedRow>>
 Metadata::list_feeds()
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<FeedRow>> {
-    std::vector<FeedRow> out;
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_feed_columns + " FROM feeds ORDER BY name");
-    while (q.executeStep()) {
-      out.push_back(read_feed(q));
-    }
-    return out;
+    return all_rows(q, read_feed);
   });
 }
 
@@ -1036,10 +1042,7 @@ Metadata::find_manifest(int64_t repository_id, const std::string& digest, bool w
     SQLite::Statement& q = db.prepare("SELECT " + manifest_columns(with_bytes)
                               + " FROM manifests m WHERE m.repository_id = ? AND m.digest = ?");
     SQLite::bind(q, repository_id, digest);
-    if (q.executeStep()) {
-      return std::optional<ManifestRow>(read_manifest(q, with_bytes));
-    }
-    return std::optional<ManifestRow>();
+    return first_row(q, [&](SQLite::Statement& row) { return read_manifest(row, with_bytes); });
   });
 }
 
@@ -1158,7 +1161,6 @@ Metadata::list_referrers(int64_t repository_id, const std::string& digest,
                          const std::string& artifact_type)
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<ManifestRow>> {
-    std::vector<ManifestRow> out;
     std::string sql = "SELECT " + manifest_columns(false)
                       + " FROM manifests m WHERE m.repository_id = ? AND m.subject_digest = ?";
     if (!artifact_type.empty()) {
@@ -1170,10 +1172,7 @@ Metadata::list_referrers(int64_t repository_id, const std::string& digest,
     if (!artifact_type.empty()) {
       q.bind(3, artifact_type);
     }
-    while (q.executeStep()) {
-      out.push_back(read_manifest(q, false));
-    }
-    return out;
+    return all_rows(q, [&](SQLite::Statement& row) { return read_manifest(row, false); });
   });
 }
 
@@ -1244,7 +1243,6 @@ Result<std::vector<BlobRow>>
 Metadata::list_unreferenced_blobs(int64_t after_id, int64_t cutoff, int64_t feed_id, int64_t limit)
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<BlobRow>> {
-    std::vector<BlobRow> out;
     std::string sql = std::string("SELECT ") + k_blob_columns
                       + " FROM blobs b WHERE b.id > ? AND b.last_touched_at <= ? AND "
                       + k_unreferenced;
@@ -1261,10 +1259,7 @@ Metadata::list_unreferenced_blobs(int64_t after_id, int64_t cutoff, int64_t feed
       q.bind(i++, feed_id);
     }
     q.bind(i, limit);
-    while (q.executeStep()) {
-      out.push_back(read_blob(q));
-    }
-    return out;
+    return all_rows(q, read_blob);
   });
 }
 
@@ -1308,7 +1303,6 @@ Result<std::vector<ManifestRow>>
 Metadata::list_untagged_manifests(int64_t feed_id, int64_t cutoff, int64_t after_id, int64_t limit)
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<ManifestRow>> {
-    std::vector<ManifestRow> out;
     std::string sql = "SELECT " + manifest_columns(false)
                       + " FROM manifests m WHERE m.id > ? AND m.pushed_at <= ? AND"
                       + k_untagged_condition;
@@ -1324,10 +1318,7 @@ Metadata::list_untagged_manifests(int64_t feed_id, int64_t cutoff, int64_t after
       q.bind(i++, feed_id);
     }
     q.bind(i, limit);
-    while (q.executeStep()) {
-      out.push_back(read_manifest(q, false));
-    }
-    return out;
+    return all_rows(q, [&](SQLite::Statement& row) { return read_manifest(row, false); });
   });
 }
 
@@ -1441,14 +1432,10 @@ Result<std::vector<BlobRow>>
 Metadata::list_blob_rows(int64_t after_id, int64_t limit)
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<BlobRow>> {
-    std::vector<BlobRow> out;
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_blob_columns
                               + " FROM blobs b WHERE b.id > ? ORDER BY b.id LIMIT ?");
     SQLite::bind(q, after_id, limit);
-    while (q.executeStep()) {
-      out.push_back(read_blob(q));
-    }
-    return out;
+    return all_rows(q, read_blob);
   });
 }
 
@@ -1571,10 +1558,7 @@ Metadata::find_user(const std::string& name)
   return m_impl->run([&](Connection& db) -> Result<std::optional<UserRow>> {
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_user_columns + " FROM users WHERE name = ?");
     q.bind(1, name);
-    if (q.executeStep()) {
-      return std::optional<UserRow>(read_user(q));
-    }
-    return std::optional<UserRow>();
+    return first_row(q, read_user);
   });
 }
 
@@ -1582,12 +1566,8 @@ Result<std::vector<UserRow>>
 Metadata::list_users()
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<UserRow>> {
-    std::vector<UserRow> out;
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_user_columns + " FROM users ORDER BY name");
-    while (q.executeStep()) {
-      out.push_back(read_user(q));
-    }
-    return out;
+    return all_rows(q, read_user);
   });
 }
 
@@ -1656,10 +1636,7 @@ Metadata::find_user_by_id(int64_t id)
   return m_impl->run([&](Connection& db) -> Result<std::optional<UserRow>> {
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_user_columns + " FROM users WHERE id = ?");
     q.bind(1, id);
-    if (q.executeStep()) {
-      return std::optional<UserRow>(read_user(q));
-    }
-    return std::optional<UserRow>();
+    return first_row(q, read_user);
   });
 }
 
@@ -1777,10 +1754,7 @@ Metadata::find_key_by_hash(const std::string& key_hash)
   return m_impl->run([&](Connection& db) -> Result<std::optional<ApiKeyRow>> {
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_key_columns + " WHERE k.key_hash = ?");
     q.bind(1, key_hash);
-    if (q.executeStep()) {
-      return std::optional<ApiKeyRow>(read_key(q));
-    }
-    return std::optional<ApiKeyRow>();
+    return first_row(q, read_key);
   });
 }
 
@@ -1788,12 +1762,8 @@ Result<std::vector<ApiKeyRow>>
 Metadata::list_keys()
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<ApiKeyRow>> {
-    std::vector<ApiKeyRow> out;
     SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_key_columns + " ORDER BY k.created_at, k.id");
-    while (q.executeStep()) {
-      out.push_back(read_key(q));
-    }
-    return out;
+    return all_rows(q, read_key);
   });
 }
 
@@ -1979,11 +1949,7 @@ Metadata::list_connectors(int64_t feed_id)
                                       + " FROM connectors c JOIN feeds f ON f.id = c.feed_id"
                                         " WHERE ?1 = 0 OR c.feed_id = ?1 ORDER BY f.name, c.position");
     q.bind(1, feed_id);
-    std::vector<ConnectorRow> out;
-    while (q.executeStep()) {
-      out.push_back(read_connector(q));
-    }
-    return out;
+    return all_rows(q, read_connector);
   });
 }
 
