@@ -346,6 +346,38 @@ private:
   std::vector<SQLite::Statement*> m_used;
 };
 
+// A read transaction over several statements, begun and committed through
+// cached statements (no SQL parsed per use); rolled back if left unfinished.
+class ReadTransaction
+{
+public:
+  explicit ReadTransaction(Connection& db) : m_db(db) { m_db.prepare("BEGIN").exec(); }
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+  ~ReadTransaction()
+  {
+    if (!m_done) {
+      try {
+        m_db.reset_statements();
+        m_db.exec("ROLLBACK");
+      } catch (const std::exception&) {
+        // the connection reports the failure on its next use
+      }
+    }
+  }
+  void
+  commit()
+  {
+    m_db.reset_statements();
+    m_db.prepare("COMMIT").exec();
+    m_done = true;
+  }
+
+private:
+  Connection& m_db;
+  bool m_done = false;
+};
+
 struct Metadata::Impl {
   std::filesystem::path path;
   bool read_only = false;
@@ -702,14 +734,34 @@ Metadata::create_feed(const std::string& name, const std::string& description, i
   });
 }
 
+namespace {
+
+std::optional<FeedRow>
+feed_named(Connection& db, const std::string& name)
+{
+  SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
+  q.bind(1, name);
+  return first_row(q, read_feed);
+}
+
+std::optional<RepositoryRow>
+repository_named(Connection& db, const std::string& full_name)
+{
+  SQLite::Statement& q = db.prepare("SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
+                                    "repositories r JOIN feeds f ON f.id = r.feed_id WHERE r.name = ?");
+  q.bind(1, full_name);
+  return first_row(q, [](SQLite::Statement& row) {
+    return RepositoryRow{row.getColumn(0).getInt64(), row.getColumn(1).getInt64(),
+                         row.getColumn(2).getInt64(), column_string(row, 3), row.getColumn(4).getInt64()};
+  });
+}
+
+} // namespace
+
 Result<std::optional<FeedRow>>
 Metadata::find_feed(const std::string& name)
 {
-  return m_impl->run([&](Connection& db) -> Result<std::optional<FeedRow>> {
-    SQLite::Statement& q = db.prepare(std::string("SELECT ") + k_feed_columns + " FROM feeds WHERE name = ?");
-    q.bind(1, name);
-    return first_row(q, read_feed);
-  });
+  return m_impl->run([&](Connection& db) -> Result<std::optional<FeedRow>> { return feed_named(db, name); });
 }
 
 Result<std::vector<FeedRow>>
@@ -776,16 +828,23 @@ Metadata::delete_feed(const std::string& name)
 Result<std::optional<RepositoryRow>>
 Metadata::find_repository(const std::string& full_name)
 {
-  return m_impl->run([&](Connection& db) -> Result<std::optional<RepositoryRow>> {
-    SQLite::Statement& q = db.prepare("SELECT r.id, r.feed_id, f.store_id, r.name, r.created_at FROM "
-                            "repositories r JOIN feeds f ON f.id = r.feed_id WHERE r.name = ?");
-    q.bind(1, full_name);
-    if (!q.executeStep()) {
-      return std::optional<RepositoryRow>();
+  return m_impl->run(
+    [&](Connection& db) -> Result<std::optional<RepositoryRow>> { return repository_named(db, full_name); });
+}
+
+Result<FeedAndRepository>
+Metadata::find_feed_and_repository(const std::string& feed_name, const std::string& full_name)
+{
+  return m_impl->run([&](Connection& db) -> Result<FeedAndRepository> {
+    // One read transaction, not one per statement: the rows come from one
+    // snapshot, and SQLite takes and drops its WAL read lock once.
+    ReadTransaction read(db);
+    FeedAndRepository found{feed_named(db, feed_name), std::nullopt};
+    if (found.feed) {
+      found.repository = repository_named(db, full_name);
     }
-    return std::optional<RepositoryRow>(RepositoryRow{
-      q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
-      column_string(q, 3), q.getColumn(4).getInt64()});
+    read.commit();
+    return found;
   });
 }
 

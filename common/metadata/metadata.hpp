@@ -45,6 +45,11 @@ struct RepositoryRow {
   int64_t created_at = 0;
 };
 
+struct FeedAndRepository {
+  std::optional<FeedRow> feed;
+  std::optional<RepositoryRow> repository; // looked up only when the feed exists
+};
+
 struct RepositorySummary {
   std::string name;
   int64_t tag_count = 0;
@@ -261,6 +266,10 @@ public:
 
   // --- repositories ---
   Result<std::optional<RepositoryRow>> find_repository(const std::string& full_name);
+  // A feed by name and, when it exists, a repository by full name, in one read
+  // transaction (what every repository request resolves first).
+  Result<FeedAndRepository> find_feed_and_repository(const std::string& feed_name,
+                                                     const std::string& full_name);
   // Lists repository names in lexical order after `last` (exclusive), at most
   // `limit` of them; `feed` restricts to one feed when not empty.
   Result<std::vector<std::string>> list_repository_names(const std::string& feed,

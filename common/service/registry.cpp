@@ -259,14 +259,13 @@ Result<Registry::ResolvedRepository>
 Registry::resolve(std::string_view repository)
 {
   REGISTRY_TRY_ASSIGN(auto name, oci::parse_repository_name(repository));
-  REGISTRY_TRY_ASSIGN(auto feed, m_metadata->find_feed(name.feed));
-  if (!feed) {
+  std::string full = name.full();
+  REGISTRY_TRY_ASSIGN(auto found, m_metadata->find_feed_and_repository(name.feed, full));
+  if (!found.feed) {
     return fail(ErrorCode::name_unknown, "feed '" + name.feed + "' does not exist",
                 std::string(repository));
   }
-  ResolvedRepository resolved{name, name.full(), *feed, std::nullopt};
-  REGISTRY_TRY_ASSIGN(resolved.row, m_metadata->find_repository(resolved.full));
-  return resolved;
+  return ResolvedRepository{name, std::move(full), std::move(*found.feed), std::move(found.repository)};
 }
 
 Result<Registry::ResolvedRepository>

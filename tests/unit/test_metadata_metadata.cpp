@@ -729,6 +729,33 @@ TEST_SUITE("metadata")
       CHECK(*page == std::vector<std::string>{"team/a", "team/b"});
     }
 
+    SUBCASE("find_feed_and_repository answers both rows, or what exists, and leaves no transaction open")
+    {
+      for (int round = 0; round < 2; ++round) { // the pooled connection is reused
+        auto both = f.db->find_feed_and_repository("other", "other/x");
+        REQUIRE_OK(both);
+        REQUIRE(both->feed.has_value());
+        CHECK(both->feed->id == (*other)->id);
+        REQUIRE(both->repository.has_value());
+        CHECK(both->repository->name == "other/x");
+        CHECK(both->repository->feed_id == (*other)->id);
+        CHECK(both->repository->store_id == k_store);
+        auto no_repo = f.db->find_feed_and_repository("other", "other/none");
+        REQUIRE_OK(no_repo);
+        CHECK(no_repo->feed.has_value());
+        CHECK_FALSE(no_repo->repository.has_value());
+        auto no_feed = f.db->find_feed_and_repository("nope", "nope/x");
+        REQUIRE_OK(no_feed);
+        CHECK_FALSE(no_feed->feed.has_value());
+        CHECK_FALSE(no_feed->repository.has_value());
+      }
+      // A write on the same (only) pooled connection still begins and commits.
+      REQUIRE_OK(f.db->put_manifest((*other)->id, "other/y", manifest_record("y"), "", k_now));
+      auto written = f.db->find_feed_and_repository("other", "other/y");
+      REQUIRE_OK(written);
+      CHECK(written->repository.has_value());
+    }
+
     SUBCASE("a feed restricts the listing")
     {
       auto team = f.db->list_repository_names("team", "", 100);
