@@ -45,6 +45,22 @@ append(FsBlobStore& store, const std::string& id, const std::string& data)
   REQUIRE_OK(closed);
 }
 
+// A store in a fresh directory holding one upload of `size` random bytes.
+struct OneUpload {
+  TestDir dir;
+  std::unique_ptr<FsBlobStore> store = open_store(dir);
+  std::string content;
+  Digest digest;
+  std::string id = util::random_uuid();
+
+  OneUpload(size_t size, uint64_t seed)
+    : content(registry::test::random_bytes(size, seed)), digest(Digest::of(content))
+  {
+    REQUIRE_OK(store->create_upload(id));
+    append(*store, id, content);
+  }
+};
+
 std::string
 read_upload(FsBlobStore& store, const std::string& id)
 {
@@ -286,13 +302,8 @@ TEST_SUITE("storage")
 
   TEST_CASE("storage::FsBlobStore::commit_upload")
   {
-    TestDir dir;
-    auto store = open_store(dir);
-    const std::string content = registry::test::random_bytes(70'000, 5);
-    const Digest digest = Digest::of(content);
-    const std::string id = util::random_uuid();
-    REQUIRE_OK(store->create_upload(id));
-    append(*store, id, content);
+    OneUpload f(70'000, 5);
+    auto& [dir, store, content, digest, id] = f;
 
     SUBCASE("the upload becomes the blob under key_for(digest) and the upload is gone")
     {
@@ -329,14 +340,9 @@ TEST_SUITE("storage")
 
   TEST_CASE("storage::FsBlobStore::place_upload")
   {
-    TestDir dir;
-    auto store = open_store(dir);
-    const std::string content = registry::test::random_bytes(5'000, 6);
-    const Digest digest = Digest::of(content);
-    const std::string id = util::random_uuid();
+    OneUpload f(5'000, 6);
+    auto& [dir, store, content, digest, id] = f;
     const fs::path blob = dir / "store" / FsBlobStore::key_for(digest);
-    REQUIRE_OK(store->create_upload(id));
-    append(*store, id, content);
 
     SUBCASE("a synced upload gets a second name at its key; the commit drops the first")
     {
