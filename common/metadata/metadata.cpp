@@ -346,15 +346,16 @@ private:
   std::vector<SQLite::Statement*> m_used;
 };
 
-// A read transaction over several statements, begun and committed through
-// cached statements (no SQL parsed per use); rolled back if left unfinished.
-class ReadTransaction
+// A transaction begun and committed through cached statements (no SQL parsed
+// per use), rolled back if left unfinished. `begin` is "BEGIN" for a read over
+// several statements or "BEGIN IMMEDIATE" for a write.
+class Transaction
 {
 public:
-  explicit ReadTransaction(Connection& db) : m_db(db) { m_db.prepare("BEGIN").exec(); }
-  ReadTransaction(const ReadTransaction&) = delete;
-  ReadTransaction& operator=(const ReadTransaction&) = delete;
-  ~ReadTransaction()
+  Transaction(Connection& db, const std::string& begin) : m_db(db) { m_db.prepare(begin).exec(); }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction()
   {
     if (!m_done) {
       try {
@@ -470,9 +471,8 @@ struct Metadata::Impl {
       // handler, which sleeps and retries; other processes still meet the
       // busy timeout.
       std::lock_guard writer(write_mutex);
-      SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+      Transaction tx(db, "BEGIN IMMEDIATE");
       auto result = fn(db);
-      db.reset_statements();
       if (result.has_value()) {
         tx.commit();
       }
@@ -586,7 +586,7 @@ Metadata::open(const std::filesystem::path& path)
   impl->path = path;
   try {
     auto db = impl->connect();
-    SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
+    Transaction tx(*db, "BEGIN IMMEDIATE");
     int version = db->execAndGet("PRAGMA user_version").getInt();
     if (version > k_schema_version) {
       return fail(ErrorCode::corrupt, "the database schema (version " + std::to_string(version)
@@ -838,7 +838,7 @@ Metadata::find_feed_and_repository(const std::string& feed_name, const std::stri
   return m_impl->run([&](Connection& db) -> Result<FeedAndRepository> {
     // One read transaction, not one per statement: the rows come from one
     // snapshot, and SQLite takes and drops its WAL read lock once.
-    ReadTransaction read(db);
+    Transaction read(db, "BEGIN");
     FeedAndRepository found{feed_named(db, feed_name), std::nullopt};
     if (found.feed) {
       found.repository = repository_named(db, full_name);
