@@ -360,7 +360,7 @@ public:
     if (!m_done) {
       try {
         m_db.reset_statements();
-        m_db.exec("ROLLBACK");
+        m_db.prepare("ROLLBACK").exec();
       } catch (const std::exception&) {
         // the connection reports the failure on its next use
       }
@@ -1630,11 +1630,16 @@ Metadata::list_users()
   });
 }
 
-Result<int64_t>
-Metadata::count_users()
+Result<bool>
+Metadata::has_users()
 {
-  return m_impl->run([&](Connection& db) -> Result<int64_t> {
-    return db.execAndGet("SELECT count(*) FROM users").getInt64();
+  // Asked by every request of the server (open access while there are none):
+  // a cached statement, and EXISTS stops at the first row where count(*)
+  // would read the whole table.
+  return m_impl->run([&](Connection& db) -> Result<bool> {
+    SQLite::Statement& q = db.prepare("SELECT EXISTS (SELECT 1 FROM users)");
+    q.executeStep();
+    return q.getColumn(0).getInt() != 0;
   });
 }
 

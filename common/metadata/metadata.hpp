@@ -432,7 +432,7 @@ public:
                               int64_t now);
   Result<std::optional<UserRow>> find_user(const std::string& name);
   Result<std::vector<UserRow>> list_users();
-  Result<int64_t> count_users();
+  Result<bool> has_users();
   // not_found when absent.
   Result<void> update_user(const std::string& name, const std::optional<std::string>& password_hash,
                            std::optional<bool> disabled);

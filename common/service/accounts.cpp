@@ -57,9 +57,9 @@ Accounts::add_user(const std::string& name, const std::string& password)
                 name);
   }
   REGISTRY_TRY(check_password(password));
-  REGISTRY_TRY_ASSIGN(int64_t existing, m_metadata.count_users());
+  REGISTRY_TRY_ASSIGN(bool existing, m_metadata.has_users());
   REGISTRY_TRY_ASSIGN(auto row, m_metadata.create_user(name, auth::hash_password(password), m_clock->now()));
-  if (existing == 0) {
+  if (!existing) {
     REGISTRY_TRY(m_metadata.set_admin(name, true));
     row.admin = true;
   }
@@ -330,8 +330,8 @@ Accounts::list_users()
 Result<bool>
 Accounts::open_access()
 {
-  REGISTRY_TRY_ASSIGN(int64_t users, m_metadata.count_users());
-  return users == 0;
+  REGISTRY_TRY_ASSIGN(bool users, m_metadata.has_users());
+  return !users;
 }
 
 void
