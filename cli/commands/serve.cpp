@@ -225,6 +225,7 @@ run_serve(AppContext& ctx, const ServeOptions& options)
   if (!options.mirror_feed.empty()) {
     unwrap(registry.get_feed(options.mirror_feed)); // name_unknown: say so now, not per request
   }
+  registry.metadata().checkpoint_in_background();
   server::HttpServer http(registry, server_options);
   int port = unwrap(http.bind());
   std::string scheme = server_options.tls_cert.empty() ? "http" : "https";

@@ -11,7 +11,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 namespace registry::metadata {
@@ -379,12 +383,115 @@ private:
   bool m_done = false;
 };
 
+// Copies the WAL back into the database on a thread of its own. SQLite's
+// automatic checkpoint runs inside the COMMIT of whichever writer crossed the
+// threshold: that request then paid for copying about a thousand pages and
+// two fsyncs while it held the process's write lock, so every other writer
+// waited too. Here commits only report the WAL's size, and the thread copies
+// in two passes: the bulk without any lock, beside readers and writers, then
+// what writers appended meanwhile, under the write lock, which is what lets
+// the next writer start the WAL over from its beginning instead of growing it.
+class Checkpointer
+{
+public:
+  // Same threshold as SQLite's automatic checkpoint (wal_autocheckpoint).
+  static constexpr int k_pages = 1000;
+
+  // `writers` is the lock this process's write transactions take.
+  Checkpointer(const std::filesystem::path& path, std::mutex& writers)
+    : m_db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX), m_writers(writers)
+  {
+    m_db.setBusyTimeout(10000);
+    // A connection opens the WAL when it first reads; before that, a
+    // checkpoint through it does nothing. Its fsyncs are those of the
+    // writers' connections (synchronous=NORMAL: the WAL before the copy, the
+    // database after).
+    m_db.exec("PRAGMA journal_mode=WAL");
+    m_db.exec("PRAGMA synchronous=NORMAL");
+    m_thread = std::thread([this] { run(); });
+  }
+  ~Checkpointer()
+  {
+    {
+      std::lock_guard lock(m_mutex);
+      m_stop = true;
+    }
+    m_wake.notify_one();
+    m_thread.join();
+  }
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Installed with sqlite3_wal_hook on every pooled connection, in place of
+  // the automatic checkpoint; called after each commit with the WAL's size.
+  static int
+  on_commit(void* self, sqlite3*, const char*, int wal_pages)
+  {
+    if (wal_pages >= k_pages) {
+      auto* checkpointer = static_cast<Checkpointer*>(self);
+      {
+        std::lock_guard lock(checkpointer->m_mutex);
+        checkpointer->m_due = true;
+      }
+      checkpointer->m_wake.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+private:
+  void
+  checkpoint()
+  {
+    int rc = sqlite3_wal_checkpoint_v2(m_db.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       nullptr, nullptr);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      util::log_warn(std::string("WAL checkpoint failed: ") + sqlite3_errmsg(m_db.getHandle()));
+    }
+  }
+
+  void
+  run()
+  {
+    std::unique_lock lock(m_mutex);
+    while (true) {
+      m_wake.wait(lock, [this] { return m_due || m_stop; });
+      if (m_stop) {
+        return;
+      }
+      m_due = false;
+      lock.unlock();
+      checkpoint();
+      {
+        std::lock_guard writing(m_writers);
+        checkpoint();
+      }
+      // A checkpoint that a reader's old snapshot held back is asked for again
+      // by the next commit: no more than one attempt per 10 ms.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      lock.lock();
+    }
+  }
+
+  SQLite::Database m_db; // this thread's own connection, never pooled
+  std::mutex& m_writers;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  bool m_due = false;
+  bool m_stop = false;
+  std::thread m_thread;
+};
+
 struct Metadata::Impl {
   std::filesystem::path path;
   bool read_only = false;
   std::mutex mutex;
   std::mutex write_mutex;
   std::vector<std::unique_ptr<Connection>> idle;
+  // Set once by checkpoint_in_background(); every lease hands the connection's
+  // checkpoints to it from then on. The owner is declared last, so the thread
+  // stops before the pooled connections close.
+  std::atomic<Checkpointer*> checkpointer{nullptr};
+  std::unique_ptr<Checkpointer> checkpointer_owner;
 
   std::unique_ptr<Connection>
   connect()
@@ -437,15 +544,21 @@ struct Metadata::Impl {
   Lease
   lease()
   {
+    std::unique_ptr<Connection> db;
     {
       std::lock_guard lock(mutex);
       if (!idle.empty()) {
-        auto db = std::move(idle.back());
+        db = std::move(idle.back());
         idle.pop_back();
-        return Lease(*this, std::move(db));
       }
     }
-    return Lease(*this, connect());
+    if (!db) {
+      db = connect();
+    }
+    if (Checkpointer* checkpointer_now = checkpointer.load(std::memory_order_acquire)) {
+      sqlite3_wal_hook(db->getHandle(), &Checkpointer::on_commit, checkpointer_now);
+    }
+    return Lease(*this, std::move(db));
   }
 
   // Runs `fn(db)` on a pooled connection, translating database exceptions.
@@ -612,6 +725,20 @@ Metadata::schema_version()
     return db.execAndGet("PRAGMA user_version").getInt();
   });
   return r ? *r : -1;
+}
+
+void
+Metadata::checkpoint_in_background()
+{
+  if (m_impl->read_only) {
+    return;
+  }
+  std::lock_guard lock(m_impl->mutex);
+  if (m_impl->checkpointer_owner) {
+    return;
+  }
+  m_impl->checkpointer_owner = std::make_unique<Checkpointer>(m_impl->path, m_impl->write_mutex);
+  m_impl->checkpointer.store(m_impl->checkpointer_owner.get(), std::memory_order_release);
 }
 
 size_t

@@ -229,6 +229,11 @@ public:
 
   int schema_version();
 
+  // For the server: from now on the WAL is checkpointed by a thread of this
+  // object, not inside the commit of the request that filled it. No effect on
+  // a read-only database or when called again.
+  void checkpoint_in_background();
+
   // For an idle server: closes the pooled connections beyond `keep` that no
   // caller is using and hands the page caches of the rest back to the
   // allocator. Returns how many connections were closed.

@@ -11,8 +11,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 using registry::ErrorCode;
@@ -191,6 +194,57 @@ TEST_SUITE("metadata")
     auto blob = db->find_blob(k_store, digest_of("a"));
     REQUIRE_OK(blob);
     CHECK(blob->has_value());
+  }
+
+  TEST_CASE("metadata::Metadata::checkpoint_in_background")
+  {
+    TestDir dir;
+    auto db = open_db(dir);
+    db->checkpoint_in_background();
+    db->checkpoint_in_background(); // a second call changes nothing
+    auto size_of = [&](const char* name) {
+      std::error_code ec;
+      auto size = std::filesystem::file_size(dir / name, ec);
+      return ec ? uintmax_t{0} : size;
+    };
+    // Every event overflows into a second page: about 5.4 pages logged each.
+    std::string detail(5000, 'x');
+    auto record = [&](int count) {
+      for (int i = 0; i < count; ++i) {
+        REQUIRE_OK(db->record_event({0, k_now, "test.event", "-", "", "subject", detail}));
+      }
+    };
+
+    SUBCASE("the thread checkpoints, and the next writer starts the WAL over")
+    {
+      // Four rounds over the threshold with pauses. The commits only signal;
+      // the database file grows only through checkpoints.
+      uintmax_t checkpointed = size_of("registry.db");
+      for (int round = 0; round < 4; ++round) {
+        record(300);
+        for (int i = 0; i < 1000 && size_of("registry.db") <= checkpointed; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        CHECK(size_of("registry.db") > checkpointed);
+        checkpointed = size_of("registry.db");
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      CHECK(checkpointed > 4 * 1024 * 1024);
+      // Without a restart the WAL would hold all four rounds, about 26 MiB.
+      CHECK(size_of("registry.db-wal") < 14 * 1024 * 1024);
+      auto events = db->list_events("", 0, 2000);
+      REQUIRE_OK(events);
+      CHECK(events->size() == 1200);
+    }
+
+    SUBCASE("a writer that never pauses does not keep the WAL from starting over")
+    {
+      // The lock-free pass never catches up with this writer; the pass under
+      // the write lock does, so the WAL starts over while it writes. Without
+      // any restart it would reach about 33 MiB.
+      record(1500);
+      CHECK(size_of("registry.db-wal") < 28 * 1024 * 1024);
+    }
   }
 
   TEST_CASE("metadata::Metadata feeds")
