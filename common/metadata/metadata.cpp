@@ -1309,6 +1309,7 @@ Metadata::list_tags(int64_t repository_id, const std::string& last, int64_t limi
 {
   return m_impl->run([&](Connection& db) -> Result<std::vector<TagRow>> {
     std::vector<TagRow> out;
+    out.reserve(static_cast<size_t>(std::clamp<int64_t>(limit, 0, 10000)));
     // Names only: the tags' primary key answers without touching the manifests.
     SQLite::Statement& q = db.prepare(
       with_manifests ? "SELECT t.name, m.digest, t.updated_at, m.origin FROM tags t JOIN manifests m "
