@@ -205,7 +205,7 @@ Registry::stat_blob(std::string_view repository, std::string_view digest)
         return fail(progress.error);
       }
     }
-    // Stored by now, or no connector has it.
+    // Stored by now: fetched, or pushed since the first look.
     REGISTRY_TRY_ASSIGN(found, m_metadata->find_linked_blob(name.full(), parsed.str()));
     if (!found) {
       return fail(ErrorCode::blob_unknown, "blob unknown to registry", parsed.str());

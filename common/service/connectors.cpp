@@ -173,6 +173,12 @@ Result<std::optional<OpenBlob>>
 Registry::arriving_blob(std::string_view repository, const oci::Digest& digest)
 {
   REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
+  // Most feeds have no connector: their miss (every docker push asks HEAD of
+  // each layer first) ends here, without another look for a link.
+  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
+  if (connectors.empty()) {
+    return fail(ErrorCode::blob_unknown, "blob unknown to registry", digest.str());
+  }
   if (repo.row) {
     REGISTRY_TRY_ASSIGN(auto linked, m_metadata->find_linked_blob(repo.row->id, digest.str()));
     if (linked) {

@@ -361,8 +361,8 @@ private:
                                                              const oci::ManifestReference& ref, bool with_bytes);
   // A blob not yet in `repository` but on its way from upstream, as soon as
   // readers may start (OpenBlob::fetch); nullopt when it is stored (now, or by
-  // the fetch) or the feed has no connectors. blob_unknown when no upstream has
-  // it, io_error when the fetch failed.
+  // the fetch). blob_unknown when the feed has no connectors or no upstream
+  // has it, io_error when the fetch failed.
   Result<std::optional<OpenBlob>> arriving_blob(std::string_view repository, const oci::Digest& digest);
   // Waits for the blob's fetch (joined or started) to end.
   Result<bool> pull_blob(const ResolvedRepository& repo, const oci::Digest& digest);
