@@ -142,6 +142,23 @@ FsBlobStore::open(const fs::path& root)
 {
   std::error_code ec;
   fs::create_directories(root / "blobs", ec);
+  if (!ec && !fs::exists(root / "blobs" / "sha256", ec) && !ec) {
+    // A new store gets its 256 sha256 shard directories at once: otherwise
+    // each of the first few hundred pushes into a fresh store pays for one
+    // more directory and one more fsync (of its parent) than a push needs.
+    // A shard missing later (an older store, a crash midway) is still made
+    // by the push that needs it.
+    fs::path algorithm = root / "blobs" / "sha256";
+    ::mkdir(algorithm.c_str(), 0755);
+    static constexpr char k_hex[] = "0123456789abcdef";
+    for (int i = 0; i < 256; ++i) {
+      char shard[3] = {k_hex[i >> 4], k_hex[i & 15], '\0'};
+      ::mkdir((algorithm / shard).c_str(), 0755);
+    }
+    if (auto synced = util::fsync_directory(algorithm); synced) {
+      synced = util::fsync_directory(root / "blobs");
+    }
+  }
   if (!ec) {
     fs::create_directories(root / "uploads", ec);
   }

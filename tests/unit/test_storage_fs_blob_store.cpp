@@ -138,6 +138,23 @@ TEST_SUITE("storage")
       CHECK((*store)->root() == dir / "a" / "b");
     }
 
+    SUBCASE("a new store has its 256 sha256 shards; an existing one is left as it is")
+    {
+      REQUIRE_OK(FsBlobStore::open(dir / "s"));
+      size_t shards = 0;
+      for (const auto& entry : fs::directory_iterator(dir / "s" / "blobs" / "sha256")) {
+        CHECK(entry.is_directory());
+        CHECK(entry.path().filename().string().size() == 2);
+        ++shards;
+      }
+      CHECK(shards == 256);
+      CHECK(fs::is_directory(dir / "s" / "blobs" / "sha256" / "00"));
+      CHECK(fs::is_directory(dir / "s" / "blobs" / "sha256" / "ff"));
+      fs::remove(dir / "s" / "blobs" / "sha256" / "7f");
+      REQUIRE_OK(FsBlobStore::open(dir / "s"));
+      CHECK_FALSE(fs::exists(dir / "s" / "blobs" / "sha256" / "7f"));
+    }
+
     SUBCASE("a root that cannot be created is io_error")
     {
       std::ofstream(dir / "file") << "x";
@@ -395,6 +412,7 @@ TEST_SUITE("storage")
 
     SUBCASE("a missing shard directory is created")
     {
+      fs::remove(blob.parent_path()); // as in a store older than the shards made at open
       CHECK_FALSE(fs::exists(blob.parent_path()));
       REQUIRE_OK(store->sync_upload(id));
       REQUIRE_OK(store->place_upload(id, digest));
