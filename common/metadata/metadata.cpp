@@ -737,7 +737,13 @@ Metadata::checkpoint_in_background()
   if (m_impl->checkpointer_owner) {
     return;
   }
-  m_impl->checkpointer_owner = std::make_unique<Checkpointer>(m_impl->path, m_impl->write_mutex);
+  try {
+    m_impl->checkpointer_owner = std::make_unique<Checkpointer>(m_impl->path, m_impl->write_mutex);
+  } catch (const std::exception& e) {
+    // The commits keep checkpointing themselves, as SQLite does by default.
+    util::log_warn(std::string("cannot checkpoint on a thread of its own: ") + e.what());
+    return;
+  }
   m_impl->checkpointer.store(m_impl->checkpointer_owner.get(), std::memory_order_release);
 }
 

@@ -231,7 +231,8 @@ public:
 
   // For the server: from now on the WAL is checkpointed by a thread of this
   // object, not inside the commit of the request that filled it. No effect on
-  // a read-only database or when called again.
+  // a read-only database or when called again; when the thread's connection
+  // cannot be opened, a warning is logged and commits go on checkpointing.
   void checkpoint_in_background();
 
   // For an idle server: closes the pooled connections beyond `keep` that no
