@@ -1738,10 +1738,17 @@ Metadata::create_user(const std::string& name, const std::string& password_hash,
     if (exists.executeStep()) {
       return fail(ErrorCode::already_exists, "user '" + name + "' already exists", name);
     }
-    SQLite::Statement& insert = db.prepare("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)");
-    SQLite::bind(insert, name, password_hash, now);
+    // The first user is the admin, decided in the transaction that creates
+    // it: two first users added at once cannot both become admins, and the
+    // first cannot be left without the flag.
+    SQLite::Statement& any = db.prepare("SELECT EXISTS (SELECT 1 FROM users)");
+    any.executeStep();
+    bool first = any.getColumn(0).getInt() == 0;
+    SQLite::Statement& insert =
+      db.prepare("INSERT INTO users (name, password_hash, created_at, admin) VALUES (?, ?, ?, ?)");
+    SQLite::bind(insert, name, password_hash, now, first ? 1 : 0);
     insert.exec();
-    return UserRow{db.getLastInsertRowid(), name, password_hash, false, now, false};
+    return UserRow{db.getLastInsertRowid(), name, password_hash, false, now, first};
   });
 }
 

@@ -433,7 +433,8 @@ public:
   Result<std::vector<FeedUsage>> feed_usage();
 
   // --- users ---
-  // already_exists when the name is taken.
+  // already_exists when the name is taken. The first user created is an
+  // admin (UserRow::admin), in the same transaction.
   Result<UserRow> create_user(const std::string& name, const std::string& password_hash,
                               int64_t now);
   Result<std::optional<UserRow>> find_user(const std::string& name);

@@ -57,13 +57,8 @@ Accounts::add_user(const std::string& name, const std::string& password)
                 name);
   }
   REGISTRY_TRY(check_password(password));
-  REGISTRY_TRY_ASSIGN(bool existing, m_metadata.has_users());
-  REGISTRY_TRY_ASSIGN(auto row, m_metadata.create_user(name, auth::hash_password(password), m_clock->now()));
-  if (!existing) {
-    REGISTRY_TRY(m_metadata.set_admin(name, true));
-    row.admin = true;
-  }
-  return row;
+  // The first user becomes the admin in the same transaction.
+  return m_metadata.create_user(name, auth::hash_password(password), m_clock->now());
 }
 
 std::optional<Privilege>

@@ -247,6 +247,44 @@ TEST_SUITE("metadata")
     }
   }
 
+  TEST_CASE("metadata::Metadata::create_user")
+  {
+    TestDir dir;
+
+    SUBCASE("the first user is the admin, the next ones are not")
+    {
+      auto db = open_db(dir);
+      auto first = db->create_user("ann", "hash-a", k_now);
+      REQUIRE_OK(first);
+      CHECK(first->admin);
+      auto second = db->create_user("bob", "hash-b", k_now);
+      REQUIRE_OK(second);
+      CHECK_FALSE(second->admin);
+      auto stored = db->find_user("ann");
+      REQUIRE_OK(stored);
+      REQUIRE(stored->has_value());
+      CHECK((*stored)->admin);
+      CHECK(code_of(db->create_user("ann", "hash-c", k_now)) == ErrorCode::already_exists);
+    }
+
+    SUBCASE("two first users added at once by two processes: one admin")
+    {
+      // Two Metadata objects stand for two processes on one database.
+      for (int round = 0; round < 20; ++round) {
+        TestDir fresh;
+        auto one = open_db(fresh);
+        auto other = open_db(fresh);
+        std::thread racer([&] { REQUIRE_OK(other->create_user("racer", "hash-r", k_now)); });
+        REQUIRE_OK(one->create_user("local", "hash-l", k_now));
+        racer.join();
+        auto users = one->list_users();
+        REQUIRE_OK(users);
+        REQUIRE(users->size() == 2);
+        CHECK(std::count_if(users->begin(), users->end(), [](const auto& u) { return u.admin; }) == 1);
+      }
+    }
+  }
+
   TEST_CASE("metadata::Metadata feeds")
   {
     TestDir dir;
