@@ -1729,6 +1729,18 @@ read_user(SQLite::Statement& q)
 const char* const k_user_columns = "id, name, password_hash, disabled, created_at, admin";
 } // namespace
 
+namespace {
+// Whether any user exists. EXISTS stops at the first row, where count(*)
+// would read the whole table.
+bool
+any_user(Connection& db)
+{
+  SQLite::Statement& q = db.prepare("SELECT EXISTS (SELECT 1 FROM users)");
+  q.executeStep();
+  return q.getColumn(0).getInt() != 0;
+}
+} // namespace
+
 Result<UserRow>
 Metadata::create_user(const std::string& name, const std::string& password_hash, int64_t now)
 {
@@ -1741,9 +1753,7 @@ Metadata::create_user(const std::string& name, const std::string& password_hash,
     // The first user is the admin, decided in the transaction that creates
     // it: two first users added at once cannot both become admins, and the
     // first cannot be left without the flag.
-    SQLite::Statement& any = db.prepare("SELECT EXISTS (SELECT 1 FROM users)");
-    any.executeStep();
-    bool first = any.getColumn(0).getInt() == 0;
+    bool first = !any_user(db);
     SQLite::Statement& insert =
       db.prepare("INSERT INTO users (name, password_hash, created_at, admin) VALUES (?, ?, ?, ?)");
     SQLite::bind(insert, name, password_hash, now, first ? 1 : 0);
@@ -1774,14 +1784,8 @@ Metadata::list_users()
 Result<bool>
 Metadata::has_users()
 {
-  // Asked by every request of the server (open access while there are none):
-  // a cached statement, and EXISTS stops at the first row where count(*)
-  // would read the whole table.
-  return m_impl->run([&](Connection& db) -> Result<bool> {
-    SQLite::Statement& q = db.prepare("SELECT EXISTS (SELECT 1 FROM users)");
-    q.executeStep();
-    return q.getColumn(0).getInt() != 0;
-  });
+  // Asked by every request of the server (open access while there are none).
+  return m_impl->run([&](Connection& db) -> Result<bool> { return any_user(db); });
 }
 
 Result<void>

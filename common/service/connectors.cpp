@@ -185,7 +185,7 @@ Registry::arriving_blob(std::string_view repository, const oci::Digest& digest)
       return std::optional<OpenBlob>();
     }
   }
-  REGISTRY_TRY_ASSIGN(auto fetch, join_fetch(repo, digest));
+  REGISTRY_TRY_ASSIGN(auto fetch, join_fetch(repo, digest, std::move(connectors)));
   if (!fetch) {
     return std::optional<OpenBlob>();
   }
@@ -208,7 +208,8 @@ Registry::arriving_blob(std::string_view repository, const oci::Digest& digest)
 Result<bool>
 Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
 {
-  REGISTRY_TRY_ASSIGN(auto fetch, join_fetch(repo, digest));
+  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
+  REGISTRY_TRY_ASSIGN(auto fetch, join_fetch(repo, digest, std::move(connectors)));
   if (!fetch) {
     return false;
   }
@@ -220,9 +221,9 @@ Registry::pull_blob(const ResolvedRepository& repo, const oci::Digest& digest)
 }
 
 Result<std::shared_ptr<BlobFetch>>
-Registry::join_fetch(const ResolvedRepository& repo, const oci::Digest& digest)
+Registry::join_fetch(const ResolvedRepository& repo, const oci::Digest& digest,
+                     std::vector<metadata::ConnectorRow> connectors)
 {
-  REGISTRY_TRY_ASSIGN(auto connectors, m_metadata->list_connectors(repo.feed.id));
   if (connectors.empty()) {
     return std::shared_ptr<BlobFetch>();
   }

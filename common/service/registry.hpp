@@ -367,9 +367,10 @@ private:
   // Waits for the blob's fetch (joined or started) to end.
   Result<bool> pull_blob(const ResolvedRepository& repo, const oci::Digest& digest);
   // The fetch of `digest` into `repo` under way, or a new one started on its
-  // own thread: one per blob and repository, whoever asks. nullptr when the
-  // feed has no connectors.
-  Result<std::shared_ptr<BlobFetch>> join_fetch(const ResolvedRepository& repo, const oci::Digest& digest);
+  // own thread through `connectors` (the feed's, as the caller listed them):
+  // one per blob and repository, whoever asks. nullptr when there are none.
+  Result<std::shared_ptr<BlobFetch>> join_fetch(const ResolvedRepository& repo, const oci::Digest& digest,
+                                                std::vector<metadata::ConnectorRow> connectors);
   // The fetching thread's work: each connector in turn, into an upload and the
   // fetch's spool, until one has the blob.
   void run_fetch(const ResolvedRepository& repo, const oci::Digest& digest,

@@ -4,6 +4,7 @@
 #include "common/util/uuid.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -148,16 +149,16 @@ FsBlobStore::open(const fs::path& root)
     // more directory and one more fsync (of its parent) than a push needs.
     // A shard missing later (an older store, a crash midway) is still made
     // by the push that needs it.
+    // Failures are left to that push too, so nothing here is checked.
     fs::path algorithm = root / "blobs" / "sha256";
     ::mkdir(algorithm.c_str(), 0755);
-    static constexpr char k_hex[] = "0123456789abcdef";
     for (int i = 0; i < 256; ++i) {
-      char shard[3] = {k_hex[i >> 4], k_hex[i & 15], '\0'};
+      char shard[3];
+      std::snprintf(shard, sizeof shard, "%02x", i);
       ::mkdir((algorithm / shard).c_str(), 0755);
     }
-    if (auto synced = util::fsync_directory(algorithm); synced) {
-      synced = util::fsync_directory(root / "blobs");
-    }
+    (void)util::fsync_directory(algorithm);
+    (void)util::fsync_directory(root / "blobs");
   }
   if (!ec) {
     fs::create_directories(root / "uploads", ec);
