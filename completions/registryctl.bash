@@ -26,7 +26,7 @@ __registryctl_options()
 {
     case "$1" in
         '') echo '--help -h --version --data --quiet -q --output -o --config' ;;
-        'serve') echo '--help -h --listen --base-url --tls-cert --tls-key --workers --ready-file --quiet --token-auth --service --trust-proxy-headers --mirror-feed --metrics-anonymous --log-format --log-level --token-lifetime --cleanup-interval --gc-grace --upload-expiry' ;;
+        'serve') echo '--help -h --listen --base-url --tls-cert --tls-key --workers --ready-file --quiet --token-auth --service --trust-proxy-headers --mirror-feed --metrics-anonymous --log-format --log-level --token-lifetime --cleanup-interval --gc-grace --upload-expiry --small-blob-limit' ;;
         'feed') echo '--help -h' ;;
         'feed create') echo '--help -h --description --anonymous --store --cache-retention' ;;
         'feed list') echo '--help -h' ;;
@@ -111,6 +111,7 @@ __registryctl_option_value()
         'serve|--cleanup-interval') echo 'text' ;;
         'serve|--gc-grace') echo 'text' ;;
         'serve|--upload-expiry') echo 'text' ;;
+        'serve|--small-blob-limit') echo 'text' ;;
         'feed|--help'|'feed|-h') echo 'flag' ;;
         'feed create|--help'|'feed create|-h') echo 'flag' ;;
         'feed create|--description') echo 'text' ;;

@@ -139,38 +139,51 @@ read_socket(int fd, uint64_t remaining, const storage::ByteSink& sink)
 service::ByteSource
 RequestContext::body()
 {
+  // A body read only in part (the sink stopped: a store failed midway, a
+  // digest or size check ended it) leaves its rest on the socket, where the
+  // next request on the connection would start: the connection closes.
   return [this](const storage::ByteSink& sink) -> bool {
-    body_consumed = true;
-    if (reader == nullptr) {
-      received += req.body.size();
-      return sink(req.body.data(), req.body.size());
+    bool whole = read_whole_body(sink);
+    if (!whole && reader != nullptr) {
+      res.set_header("Connection", "close");
     }
-    auto counted = [&](const char* data, size_t size) {
-      received += size;
-      return sink(data, size);
-    };
-    auto length = plain_http ? direct_length(req) : std::nullopt;
-    int socket = length ? connection_socket(req) : -1;
-    if (socket < 0) {
-      return (*reader)(counted);
-    }
-    // httplib reads a body 4 KiB at a time, each piece after a poll(): for a
-    // layer, a third of the server's CPU. Its first piece hands over what it
-    // buffered past the headers (at most 4 KiB, and all of it: SocketStream::read
-    // returns the buffer's rest before it reads the socket again); stopping it
-    // there leaves the rest of the body, and nothing else, on the socket.
-    bool first = false;
-    bool accepted = false;
-    (*reader)([&](const char* data, size_t size) {
-      first = true;
-      accepted = size <= *length && counted(data, size);
-      return false;
-    });
-    if (!first || !accepted) {
-      return false;
-    }
-    return read_socket(socket, *length - received, counted);
+    return whole;
   };
+}
+
+bool
+RequestContext::read_whole_body(const storage::ByteSink& sink)
+{
+  body_consumed = true;
+  if (reader == nullptr) {
+    received += req.body.size();
+    return sink(req.body.data(), req.body.size());
+  }
+  auto counted = [&](const char* data, size_t size) {
+    received += size;
+    return sink(data, size);
+  };
+  auto length = plain_http ? direct_length(req) : std::nullopt;
+  int socket = length ? connection_socket(req) : -1;
+  if (socket < 0) {
+    return (*reader)(counted);
+  }
+  // httplib reads a body 4 KiB at a time, each piece after a poll(): for a
+  // layer, a third of the server's CPU. Its first piece hands over what it
+  // buffered past the headers (at most 4 KiB, and all of it: SocketStream::read
+  // returns the buffer's rest before it reads the socket again); stopping it
+  // there leaves the rest of the body, and nothing else, on the socket.
+  bool first = false;
+  bool accepted = false;
+  (*reader)([&](const char* data, size_t size) {
+    first = true;
+    accepted = size <= *length && counted(data, size);
+    return false;
+  });
+  if (!first || !accepted) {
+    return false;
+  }
+  return read_socket(socket, *length - received, counted);
 }
 
 std::optional<std::string>

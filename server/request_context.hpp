@@ -45,7 +45,8 @@ struct RequestContext {
     return req.method == "HEAD";
   }
 
-  // The request body as a service ByteSource. May be used once.
+  // The request body as a service ByteSource. May be used once. A body its
+  // sink stops reading (or the client cuts) closes the connection afterwards.
   service::ByteSource body();
 
   // Reads the whole body when it is at most `limit` bytes; nullopt when larger
@@ -69,6 +70,10 @@ struct RequestContext {
   {
     write_error(error.error);
   }
+
+private:
+  // body()'s reading; false when the body was not read to its end.
+  bool read_whole_body(const storage::ByteSink& sink);
 };
 
 } // namespace registry::server

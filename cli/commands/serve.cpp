@@ -22,6 +22,9 @@ namespace registry::cli {
 
 namespace {
 
+// A kept blob is received in memory: the limit stays well below a layer.
+constexpr uint64_t k_max_small_blob_limit = 4 << 20;
+
 struct ServeOptions {
   std::string listen = "127.0.0.1:5000";
   std::string base_url;
@@ -33,6 +36,7 @@ struct ServeOptions {
   std::string cleanup_interval = "1h";
   std::string gc_grace = "1h";
   std::string upload_expiry = "24h";
+  uint64_t small_blob_limit = service::k_small_blob_limit;
   bool token_auth = false;
   std::string service = "registryctl";
   std::string token_lifetime = "5m";
@@ -225,6 +229,7 @@ run_serve(AppContext& ctx, const ServeOptions& options)
   if (!options.mirror_feed.empty()) {
     unwrap(registry.get_feed(options.mirror_feed)); // name_unknown: say so now, not per request
   }
+  registry.set_small_blob_limit(options.small_blob_limit);
   registry.metadata().checkpoint_in_background();
   server::HttpServer http(registry, server_options);
   int port = unwrap(http.bind());
@@ -331,6 +336,12 @@ add_serve_command(CLI::App& app, AppContext& ctx)
                   "The cleanup job purges uploads idle for longer")
     ->type_name("DURATION")
     ->envname("REGISTRYCTL_UPLOAD_EXPIRY")
+    ->capture_default_str();
+  cmd->add_option("--small-blob-limit", options->small_blob_limit,
+                  "Blobs up to this many bytes, pushed whole, are kept in the database (0: none)")
+    ->type_name("BYTES")
+    ->check(CLI::Range(uint64_t{0}, k_max_small_blob_limit))
+    ->envname("REGISTRYCTL_SMALL_BLOB_LIMIT")
     ->capture_default_str();
   cmd->callback([&ctx, options] { run_serve(ctx, *options); });
 }

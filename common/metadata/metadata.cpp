@@ -203,6 +203,13 @@ ALTER TABLE manifests ADD COLUMN last_pulled_at INTEGER NOT NULL DEFAULT 0;
 UPDATE manifests SET last_pulled_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE origin <> '';
 CREATE INDEX manifests_cached ON manifests(last_pulled_at) WHERE origin <> '';
 )sql",
+  // 9: the bytes of small blobs, kept beside their row (object_key '(database)')
+  R"sql(
+CREATE TABLE blob_contents (
+  blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+  bytes BLOB NOT NULL
+);
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -1064,6 +1071,29 @@ Metadata::record_blob(int64_t feed_id, const std::string& repository, int64_t st
                      [&]() -> Result<std::string> { return object_key; }, now);
 }
 
+namespace {
+
+// The blob row of `digest` in the store (inserted, or touched when it exists)
+// and its link to the repository, inside the caller's write transaction.
+Result<BlobRow>
+upsert_blob(Connection& db, int64_t repo_id, int64_t store_id, const std::string& digest,
+            uint64_t size, const std::string& object_key, int64_t now)
+{
+  SQLite::Statement& upsert = db.prepare("INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, digest) DO UPDATE SET "
+        "last_touched_at = excluded.last_touched_at");
+  SQLite::bind(upsert, store_id, digest, static_cast<int64_t>(size), object_key, now, now);
+  upsert.exec();
+  BlobRow row = *blob_in_store(db, "b.digest", store_id, digest);
+  SQLite::Statement& link = db.prepare("INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
+                             "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
+  SQLite::bind(link, repo_id, row.id, now);
+  link.exec();
+  return row;
+}
+
+} // namespace
+
 Result<BlobRow>
 Metadata::commit_blob(int64_t feed_id, const std::string& repository, int64_t store_id,
                       const std::string& digest, uint64_t size,
@@ -1076,17 +1106,39 @@ Metadata::commit_blob(int64_t feed_id, const std::string& repository, int64_t st
     if (!finished_upload.empty()) {
       remove_upload_row(db, finished_upload);
     }
-    SQLite::Statement& upsert = db.prepare("INSERT INTO blobs (store_id, digest, size, object_key, created_at, last_touched_at) "
-          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, digest) DO UPDATE SET "
-          "last_touched_at = excluded.last_touched_at");
-    SQLite::bind(upsert, store_id, digest, static_cast<int64_t>(size), object_key, now, now);
-    upsert.exec();
-    BlobRow row = *blob_in_store(db, "b.digest", store_id, digest);
-    SQLite::Statement& link = db.prepare("INSERT INTO repository_blobs (repository_id, blob_id, linked_at) "
-                               "VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at");
-    SQLite::bind(link, repo_id, row.id, now);
-    link.exec();
+    return upsert_blob(db, repo_id, store_id, digest, size, object_key, now);
+  });
+}
+
+Result<BlobRow>
+Metadata::keep_small_blob(int64_t feed_id, const std::string& repository, int64_t store_id,
+                          const std::string& digest, std::string_view bytes, int64_t now,
+                          const std::string& finished_upload)
+{
+  return m_impl->write([&](Connection& db) -> Result<BlobRow> {
+    REGISTRY_TRY_ASSIGN(int64_t repo_id, ensure_repository(db, feed_id, repository, now));
+    if (!finished_upload.empty()) {
+      remove_upload_row(db, finished_upload);
+    }
+    REGISTRY_TRY_ASSIGN(BlobRow row, upsert_blob(db, repo_id, store_id, digest, bytes.size(),
+                                                 k_database_key, now));
+    if (row.in_database()) {
+      SQLite::Statement& keep = db.prepare("INSERT OR IGNORE INTO blob_contents (blob_id, bytes) VALUES (?, ?)");
+      keep.bind(1, row.id);
+      keep.bind(2, bytes.data(), static_cast<int>(bytes.size()));
+      keep.exec();
+    }
     return row;
+  });
+}
+
+Result<std::optional<std::string>>
+Metadata::blob_content(int64_t blob_id)
+{
+  return m_impl->run([&](Connection& db) -> Result<std::optional<std::string>> {
+    SQLite::Statement& q = db.prepare("SELECT bytes FROM blob_contents WHERE blob_id = ?");
+    q.bind(1, blob_id);
+    return first_row(q, [](SQLite::Statement& row) { return column_string(row, 0); });
   });
 }
 

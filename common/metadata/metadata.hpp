@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace registry::metadata {
@@ -57,6 +58,11 @@ struct RepositorySummary {
   int64_t updated_at = 0;
 };
 
+// The object key of a blob whose bytes the database keeps itself (a small blob:
+// a config, a tiny layer, a signature), see Metadata::keep_small_blob(). No
+// store produces this key.
+inline constexpr const char* k_database_key = "(database)";
+
 struct BlobRow {
   int64_t id = 0;
   int64_t store_id = 0;
@@ -65,6 +71,13 @@ struct BlobRow {
   std::string object_key;
   int64_t created_at = 0;
   int64_t last_touched_at = 0;
+
+  // Whether the bytes are in the database (blob_content()), not in the store.
+  bool
+  in_database() const
+  {
+    return object_key == k_database_key;
+  }
 };
 
 struct ManifestRow {
@@ -310,6 +323,17 @@ public:
                               const std::string& digest, uint64_t size,
                               const std::function<Result<std::string>()>& place_bytes,
                               int64_t now, const std::string& finished_upload = {});
+  // As commit_blob(), for a small blob whose `bytes` the database keeps in the
+  // transaction that writes its row: no store object, no file, no fsync. The
+  // bytes are exactly as durable as the row (and as the manifests, which the
+  // database keeps too), and they go when gc deletes the row. When the store
+  // already has a row for `digest`, that row stays as it is.
+  Result<BlobRow> keep_small_blob(int64_t feed_id, const std::string& repository,
+                                  int64_t store_id, const std::string& digest,
+                                  std::string_view bytes, int64_t now,
+                                  const std::string& finished_upload = {});
+  // The bytes of a blob kept in the database; nullopt when it has none.
+  Result<std::optional<std::string>> blob_content(int64_t blob_id);
   // Links an existing blob row to a repository (mount). Returns false when the
   // blob is not linked to `from_repository_id` (nothing is changed).
   Result<bool> mount_blob(int64_t from_repository_id, int64_t feed_id,

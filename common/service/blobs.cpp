@@ -56,6 +56,7 @@ commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_
   } else if (auto placed = blob_store.place_upload(upload_id, digest); !placed) {
     return fail(translate_upload_error(placed.take_error()));
   }
+  std::optional<std::string> placed;
   auto recorded = md.commit_blob(
     feed_id, repository, store_id, digest.str(), size,
     [&]() -> Result<std::string> {
@@ -67,14 +68,25 @@ commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_
       if (!key) {
         return fail(translate_upload_error(key.take_error()));
       }
+      placed = *key;
       return key;
     },
     now, upload_id);
-  if (committed && (!recorded || recorded->object_key != *committed)) {
-    if (auto removed = blob_store.remove_blob(*committed); !removed) {
-      util::log_warn("spare copy " + *committed + " of " + digest.str() + " stays until fsck: "
+  auto spare = [&](const std::string& key, const Result<void>& removed) {
+    if (!removed) {
+      util::log_warn("spare copy " + key + " of " + digest.str() + " stays until fsck: "
                      + removed.error().message);
     }
+  };
+  if (committed && (!recorded || recorded->object_key != *committed)) {
+    spare(*committed, blob_store.remove_blob(*committed));
+  } else if (placed && recorded && recorded->in_database()) {
+    // The database kept this digest first (a small blob pushed whole), so the
+    // shared key holds a spare copy. It goes only while no row names the key:
+    // gc may remove the kept row and a push may name the key meanwhile.
+    auto removed = md.remove_unrecorded(store_id, *placed,
+                                        [&] { return blob_store.remove_blob(*placed); });
+    spare(*placed, removed ? Result<void>() : Result<void>(fail(removed.take_error())));
   }
   return recorded;
 }
@@ -122,25 +134,54 @@ restore_checkpoint(storage::BlobStore& blob_store, const std::string& id, uint64
 }
 
 // Streams `body` into upload `id` of `blob_store`, hashing and counting what
-// is written. The store's errors come back as they are; the value says whether
+// is written. With `kept` engaged the store has no upload yet: the bytes are
+// kept there, in memory, while they fit in `limit`; a body that outgrows it
+// creates the store's upload, which gets the kept bytes first, and `kept` is
+// emptied. The store's errors come back as they are; the value says whether
 // `body` ran to its end.
 Result<bool>
 write_upload(storage::BlobStore& blob_store, const std::string& id, const ByteSource& body,
-             util::Hasher& hasher, uint64_t& written)
+             util::Hasher& hasher, uint64_t& written, std::optional<std::string>* kept = nullptr,
+             uint64_t limit = 0)
 {
-  REGISTRY_TRY_ASSIGN(auto writer, blob_store.append_upload(id));
+  std::unique_ptr<storage::UploadWriter> writer;
+  auto open_writer = [&]() -> Result<void> {
+    REGISTRY_TRY_ASSIGN(writer, blob_store.append_upload(id));
+    return ok();
+  };
+  if (!kept || !*kept) {
+    REGISTRY_TRY(open_writer());
+  }
   Result<void> write_result;
   bool complete = body([&](const char* data, size_t n) {
-    auto w = writer->write(data, n);
-    if (!w) {
-      write_result = std::move(w);
-      return false;
+    if (!writer && (*kept)->size() + n <= limit) {
+      (*kept)->append(data, n);
+    } else {
+      if (!writer) {
+        write_result = blob_store.create_upload(id);
+        if (!write_result) {
+          return false;
+        }
+        std::string head = std::move(**kept);
+        kept->reset(); // the store has the upload from here on
+        write_result = open_writer();
+        if (write_result) {
+          write_result = writer->write(head.data(), head.size());
+        }
+        if (!write_result) {
+          return false;
+        }
+      }
+      write_result = writer->write(data, n);
+      if (!write_result) {
+        return false;
+      }
     }
     hasher.update(data, n);
     written += n;
     return true;
   });
-  auto closed = writer->close();
+  auto closed = writer ? writer->close() : Result<void>();
   REGISTRY_TRY(write_result);
   REGISTRY_TRY(closed);
   return complete;
@@ -153,6 +194,9 @@ write_upload(storage::BlobStore& blob_store, const std::string& id, const ByteSo
 // stored bytes once (the fallback DESIGN.md §4.1 allows).
 struct Registry::UploadState : UploadProgress {
   std::mutex mutex; // serialises requests on one upload
+  // Whether the store has the upload. start_upload() leaves its creation to
+  // the first bytes, which a small blob's never need.
+  bool in_store = true;
 };
 
 Result<metadata::BlobRow>
@@ -244,7 +288,7 @@ Registry::open_blob(std::string_view repository, std::string_view digest, OpenFo
   }
   const metadata::BlobRow& blob = *found;
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob.store_id));
-  if (purpose == OpenFor::serving) {
+  if (purpose == OpenFor::serving && !blob.in_database()) {
     auto url = blob_store->redirect_url(blob.object_key, k_blob_redirect_lifetime);
     if (!url) {
       util::log_warn("blob " + parsed.str() + ": no redirect URL, serving it directly: "
@@ -253,7 +297,7 @@ Registry::open_blob(std::string_view repository, std::string_view digest, OpenFo
       return OpenBlob{BlobInfo{parsed, blob.size}, nullptr, std::move(**url), nullptr, true};
     }
   }
-  auto reader = blob_store->open_blob(blob.object_key);
+  auto reader = open_stored(blob);
   if (!reader && (reader.error().code == ErrorCode::storage_unavailable
                   || reader.error().code == ErrorCode::storage_denied)) {
     return fail(reader.take_error()); // the store is away, not the bytes
@@ -265,6 +309,21 @@ Registry::open_blob(std::string_view repository, std::string_view digest, OpenFo
     return fail(ErrorCode::io_error, "blob data unavailable", parsed.str());
   }
   return OpenBlob{BlobInfo{parsed, blob.size}, std::move(reader).value(), {}, nullptr, true};
+}
+
+Result<std::unique_ptr<storage::BlobReader>>
+Registry::open_stored(const metadata::BlobRow& blob)
+{
+  if (blob.in_database()) {
+    REGISTRY_TRY_ASSIGN(auto bytes, m_metadata->blob_content(blob.id));
+    if (!bytes) {
+      return fail(ErrorCode::not_found, "the database has no bytes for " + blob.digest);
+    }
+    return std::unique_ptr<storage::BlobReader>(
+      std::make_unique<storage::BytesBlobReader>(std::move(*bytes)));
+  }
+  REGISTRY_TRY_ASSIGN(auto* blob_store, store(blob.store_id));
+  return blob_store->open_blob(blob.object_key);
 }
 
 Result<void>
@@ -284,16 +343,13 @@ Result<UploadStatus>
 Registry::start_upload(std::string_view repository)
 {
   REGISTRY_TRY_ASSIGN(auto repo, resolve(repository));
-  REGISTRY_TRY_ASSIGN(auto* blob_store, store(repo.feed.store_id));
+  REGISTRY_TRY(store(repo.feed.store_id)); // the feed's store can be opened
   std::string id = util::random_uuid();
-  REGISTRY_TRY(blob_store->create_upload(id));
-  auto created = m_metadata->create_upload(id, repo.feed.id, repo.full, repo.feed.store_id, now());
-  if (!created) {
-    (void)blob_store->remove_upload(id);
-    return fail(created.take_error());
-  }
+  // The store's upload is created with the first bytes that go there.
+  REGISTRY_TRY(m_metadata->create_upload(id, repo.feed.id, repo.full, repo.feed.store_id, now()));
   auto state = std::make_shared<UploadState>();
   state->loaded = true;
+  state->in_store = false;
   {
     std::lock_guard lock(m_uploads_mutex);
     m_uploads[id] = state;
@@ -332,40 +388,69 @@ Registry::forget_upload(const std::string& id)
 
 // REQUIRES: state.mutex held.
 Result<void>
-Registry::append_locked(UploadState& state, const metadata::UploadRow& row, const ByteSource& body)
+Registry::append_locked(UploadState& state, const metadata::UploadRow& row, const ByteSource& body,
+                        std::optional<std::string>* kept)
 {
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
-  auto size = blob_store->upload_size(row.id);
-  if (!size) {
-    return fail(translate_upload_error(size.take_error()));
+  if (state.in_store || !state.loaded) {
+    auto size = blob_store->upload_size(row.id);
+    if (!size && size.error().code == ErrorCode::not_found && !state.loaded) {
+      // Restarted server: an upload no bytes reached has nothing in the store.
+      state.hasher = util::Hasher(util::HashAlgorithm::sha256);
+      state.offset = 0;
+      state.loaded = true;
+      state.in_store = false;
+    } else if (!size) {
+      return fail(translate_upload_error(size.take_error()));
+    } else if ((!state.loaded || state.offset != *size) && !blob_store->can_read_uploads()) {
+      // An object store cannot give the bytes back: resume from the hash state
+      // saved with the upload after its last append.
+      REGISTRY_TRY(restore_checkpoint(*blob_store, row.id, *size, state));
+    } else if (!state.loaded || state.offset != *size) {
+      // Restarted server (or another process appended): rebuild the hash from
+      // the stored bytes. Never happens on the normal path.
+      util::Hasher hasher(util::HashAlgorithm::sha256);
+      uint64_t seen = 0;
+      REGISTRY_TRY(blob_store->read_upload(row.id, [&](const char* data, size_t n) {
+        hasher.update(data, n);
+        seen += n;
+        return true;
+      }));
+      state.hasher = std::move(hasher);
+      state.offset = seen;
+      state.loaded = true;
+    }
   }
-  if ((!state.loaded || state.offset != *size) && !blob_store->can_read_uploads()) {
-    // An object store cannot give the bytes back: resume from the hash state
-    // saved with the upload after its last append.
-    REGISTRY_TRY(restore_checkpoint(*blob_store, row.id, *size, state));
-  } else if (!state.loaded || state.offset != *size) {
-    // Restarted server (or another process appended): rebuild the hash from the
-    // stored bytes. Never happens on the normal path.
-    util::Hasher hasher(util::HashAlgorithm::sha256);
-    uint64_t seen = 0;
-    REGISTRY_TRY(blob_store->read_upload(row.id, [&](const char* data, size_t n) {
-      hasher.update(data, n);
-      seen += n;
-      return true;
-    }));
-    state.hasher = std::move(hasher);
-    state.offset = seen;
-    state.loaded = true;
+  if (state.in_store && kept) {
+    kept->reset();
   }
   if (!body) {
     return ok();
   }
-  auto complete = write_upload(*blob_store, row.id, body, state.hasher, state.offset);
-  if (!complete) {
+  bool keeping = !state.in_store && kept && *kept;
+  if (!state.in_store && !keeping) {
+    if (auto created = blob_store->create_upload(row.id); !created) {
+      return fail(translate_upload_error(created.take_error()));
+    }
+    state.in_store = true;
+  }
+  auto complete = write_upload(*blob_store, row.id, body, state.hasher, state.offset,
+                               keeping ? kept : nullptr, m_small_blob_limit);
+  if (keeping && !*kept) {
+    state.in_store = true; // outgrew the limit: the store has it now
+  }
+  if (!state.in_store && (!complete || !*complete)) {
+    // Kept bytes die with the request: the upload is empty again.
+    state.hasher = util::Hasher(util::HashAlgorithm::sha256);
+    state.offset = 0;
+    kept->reset();
+  } else if (!complete) {
     state.loaded = false; // the hash may be ahead of the bytes: rebuild it next time
+  }
+  if (!complete) {
     return fail(translate_upload_error(complete.take_error()));
   }
-  if (!blob_store->can_read_uploads()) {
+  if (state.in_store && !blob_store->can_read_uploads()) {
     auto saved = blob_store->save_upload_state(row.id, checkpoint(state));
     if (!saved) {
       state.loaded = false;
@@ -418,7 +503,13 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
   metadata::UploadRow row;
   REGISTRY_TRY_ASSIGN(auto state, upload_state(repository, id, row));
   std::lock_guard lock(state->mutex);
-  REGISTRY_TRY(append_locked(*state, row, body ? *body : ByteSource()));
+  // A small blob that arrives whole, before the store has an upload, stays in
+  // memory and goes into the database with its row.
+  std::optional<std::string> kept;
+  if (m_small_blob_limit > 0) {
+    kept.emplace();
+  }
+  REGISTRY_TRY(append_locked(*state, row, body ? *body : ByteSource(), &kept));
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
   auto discard = [&] {
     (void)blob_store->remove_upload(row.id);
@@ -429,9 +520,20 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
     discard();
     return fail(parsed.take_error());
   }
+  if (!state->in_store && !kept) {
+    // An empty blob while the database keeps none (limit 0): its upload is made now.
+    if (auto created = blob_store->create_upload(row.id); !created) {
+      return fail(translate_upload_error(created.take_error()));
+    }
+    state->in_store = true;
+  }
   oci::Digest actual;
   if (parsed->hash_algorithm() == state->hasher.algorithm()) {
     actual = oci::Digest::from_hasher(state->hasher);
+  } else if (kept) {
+    util::Hasher hasher(parsed->hash_algorithm());
+    hasher.update(kept->data(), kept->size());
+    actual = oci::Digest::from_hasher(hasher);
   } else if (!blob_store->can_read_uploads()) {
     discard();
     return fail(ErrorCode::unsupported, "uploads to this feed's store are verified against "
@@ -451,11 +553,14 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
   }
   uint64_t size = state->offset;
   // The slow part (fsync of the data) happens before the metadata transaction.
-  if (auto synced = blob_store->sync_upload(row.id); !synced) {
+  if (auto synced = kept ? Result<void>() : blob_store->sync_upload(row.id); !synced) {
     return fail(translate_upload_error(synced.take_error()));
   }
-  auto recorded = commit_and_record(*m_metadata, *blob_store, row.feed_id, row.repository_name,
-                                    row.store_id, row.id, *parsed, size, now());
+  auto recorded = kept ? m_metadata->keep_small_blob(row.feed_id, row.repository_name, row.store_id,
+                                                     parsed->str(), *kept, now(), row.id)
+                       : commit_and_record(*m_metadata, *blob_store, row.feed_id,
+                                           row.repository_name, row.store_id, row.id, *parsed,
+                                           size, now());
   forget_upload(row.id);
   if (!recorded) {
     (void)m_metadata->delete_upload(row.id);
@@ -549,8 +654,9 @@ Registry::stage_blob(const std::string& feed, const oci::Digest& digest, const B
 {
   REGISTRY_TRY_ASSIGN(auto feed_row, get_feed(feed));
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(feed_row.store_id));
-  StagedBlob staged{digest, 0, feed_row.id, feed_row.store_id, {}};
+  StagedBlob staged{digest, 0, feed_row.id, feed_row.store_id, {}, {}, false};
   REGISTRY_TRY_ASSIGN(auto existing, m_metadata->find_blob(feed_row.store_id, digest.str()));
+  staged.existed = existing.has_value();
   util::Hasher hasher(digest.hash_algorithm());
   auto failed_body = [&]() -> Unexpected {
     if (body_error && body_error->message.size()) {
@@ -558,7 +664,7 @@ Registry::stage_blob(const std::string& feed, const oci::Digest& digest, const B
     }
     return fail(ErrorCode::io_error, "reading the blob failed", digest.str());
   };
-  if (existing) {
+  if (existing && !existing->in_database()) {
     // Counts as use, so gc leaves it alone while the import runs (grace period).
     (void)m_metadata->touch_blob(existing->id, now());
     bool complete = body([&](const char* data, size_t n) {
@@ -569,33 +675,43 @@ Registry::stage_blob(const std::string& feed, const oci::Digest& digest, const B
     if (!complete) {
       return failed_body();
     }
-  } else {
-    std::string id = util::random_uuid();
-    REGISTRY_TRY(blob_store->create_upload(id));
-    auto drop = [&] { (void)blob_store->remove_upload(id); };
-    auto complete = write_upload(*blob_store, id, body, hasher, staged.size);
-    if (!complete) {
-      drop();
-      return fail(complete.take_error());
-    }
-    if (!*complete) {
-      drop();
-      return failed_body();
-    }
     if (hasher.hex_digest() != digest.hex()) {
-      drop();
       return fail(ErrorCode::digest_invalid, "content does not match its digest", digest.str());
     }
-    if (auto synced = blob_store->sync_upload(id); !synced) {
-      drop();
-      return fail(synced.take_error());
-    }
-    staged.upload_id = id;
     return staged;
   }
+  // New bytes, or small ones the database keeps: those stay in memory (only
+  // their row can bring them back if gc removes it before the link).
+  std::string id = util::random_uuid();
+  if (m_small_blob_limit > 0) {
+    staged.kept.emplace();
+  }
+  auto drop = [&] { (void)blob_store->remove_upload(id); };
+  if (!staged.kept) {
+    REGISTRY_TRY(blob_store->create_upload(id));
+  }
+  auto complete = write_upload(*blob_store, id, body, hasher, staged.size,
+                               staged.kept ? &staged.kept : nullptr, m_small_blob_limit);
+  if (!complete) {
+    drop();
+    return fail(complete.take_error());
+  }
+  if (!*complete) {
+    drop();
+    return failed_body();
+  }
   if (hasher.hex_digest() != digest.hex()) {
+    drop();
     return fail(ErrorCode::digest_invalid, "content does not match its digest", digest.str());
   }
+  if (staged.kept) {
+    return staged;
+  }
+  if (auto synced = blob_store->sync_upload(id); !synced) {
+    drop();
+    return fail(synced.take_error());
+  }
+  staged.upload_id = id;
   return staged;
 }
 
@@ -606,6 +722,11 @@ Registry::link_staged_blob(std::string_view repository, StagedBlob& staged)
   if (repo.feed.id != staged.feed_id || repo.feed.store_id != staged.store_id) {
     return fail(ErrorCode::invalid_argument, "staged blob belongs to another feed",
                 staged.digest.str());
+  }
+  if (staged.kept) {
+    REGISTRY_TRY(m_metadata->keep_small_blob(repo.feed.id, repo.full, staged.store_id,
+                                             staged.digest.str(), *staged.kept, now()));
+    return BlobInfo{staged.digest, staged.size};
   }
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(staged.store_id));
   if (!staged.upload_id.empty()) {

@@ -369,6 +369,9 @@ sweep_blobs(Registry& registry, const GcOptions& options, int64_t feed_id, int64
         ids.push_back(c.id);
       }
       REGISTRY_TRY_ASSIGN(removed, md.delete_unreferenced_blobs(ids, cutoff, [&](const metadata::BlobRow& row) -> Result<void> {
+        if (row.in_database()) {
+          return ok(); // the bytes go with the row
+        }
         REGISTRY_TRY_ASSIGN(auto* store, registry.store(row.store_id));
         return store->quarantine_blob(row.object_key);
       }));
@@ -376,7 +379,7 @@ sweep_blobs(Registry& registry, const GcOptions& options, int64_t feed_id, int64
       // files that the next run purges.
       for (const auto& row : removed) {
         auto store = registry.store(row.store_id);
-        if (store) {
+        if (store && !row.in_database()) {
           if (auto purged = (*store)->purge_quarantined(row.object_key); !purged) {
             util::log_warn("gc: cannot purge " + row.digest + ": " + purged.error().message);
           }
@@ -473,8 +476,7 @@ check_integrity(Registry& registry, const FsckOptions& options)
     after = rows.back().id;
     for (const auto& row : rows) {
       ++report.blobs_checked;
-      REGISTRY_TRY_ASSIGN(auto* store, registry.store(row.store_id));
-      auto reader = store->open_blob(row.object_key);
+      auto reader = registry.open_stored(row);
       if (!reader) {
         report.problems.push_back({"missing_bytes", row.digest, "no data at " + row.object_key, false});
         continue;

@@ -76,6 +76,12 @@ enum class OpenFor {
 // an Azure SAS): long enough for a slow pull of a large layer to start.
 inline constexpr std::chrono::seconds k_blob_redirect_lifetime{20 * 60};
 
+// Blobs up to this size that arrive whole in one request (a monolithic PUT, a
+// POST with the digest) are kept in the metadata database, not in the store:
+// configs, tiny layers, signatures. Below it, the file or object and its
+// fsyncs cost more than the bytes (see Metadata::keep_small_blob()).
+inline constexpr uint64_t k_small_blob_limit = 64 * 1024;
+
 // Bytes read from a trusted local source (an archive being imported) and
 // verified against their digest, not yet visible in any repository.
 struct StagedBlob {
@@ -86,6 +92,10 @@ struct StagedBlob {
   // The store upload holding the bytes; empty when the store already had the
   // blob (its bytes were then only hashed) or once they are committed.
   std::string upload_id;
+  // The bytes of a small blob, for the database (k_small_blob_limit).
+  std::optional<std::string> kept;
+  // Whether the store had the blob before (the import skipped it).
+  bool existed = false;
 };
 
 struct UploadStatus {
@@ -182,6 +192,16 @@ public:
   // The store with `store_id`, opened on first use. internal when it does not
   // exist or cannot be opened.
   Result<storage::BlobStore*> store(int64_t store_id);
+  // Reads a blob's bytes, from its store or, for a small blob, the database.
+  // not_found when they are missing; the store's errors as they are.
+  Result<std::unique_ptr<storage::BlobReader>> open_stored(const metadata::BlobRow& blob);
+  // The largest blob kept in the database (k_small_blob_limit); 0 keeps every
+  // blob in its store. Set before serving.
+  void
+  set_small_blob_limit(uint64_t bytes)
+  {
+    m_small_blob_limit = bytes;
+  }
   // Every store id in the database.
   std::vector<int64_t> store_ids() const;
 
@@ -384,8 +404,12 @@ private:
   Result<std::shared_ptr<UploadState>> upload_state(std::string_view repository,
                                                     std::string_view id,
                                                     metadata::UploadRow& row);
+  // Brings `state` up to date with the stored upload, then appends `body`. With
+  // `kept`, a body arriving while the store has no upload yet is kept there in
+  // memory as long as it fits in the small-blob limit; `kept` is empty after
+  // the call when the bytes are in the store.
   Result<void> append_locked(UploadState& state, const metadata::UploadRow& row,
-                             const ByteSource& body);
+                             const ByteSource& body, std::optional<std::string>* kept = nullptr);
   void forget_upload(const std::string& id);
 
   std::filesystem::path m_data_dir;
@@ -415,6 +439,7 @@ private:
 
   std::mutex m_uploads_mutex;
   std::map<std::string, std::shared_ptr<UploadState>> m_uploads;
+  uint64_t m_small_blob_limit = k_small_blob_limit;
 };
 
 } // namespace registry::service

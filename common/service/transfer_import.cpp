@@ -322,7 +322,7 @@ private:
       }
       return fail(std::move(error));
     }
-    if (staged->upload_id.empty()) {
+    if (staged->existed) {
       m_staged.present.insert(digest->str());
     }
     if (small) {

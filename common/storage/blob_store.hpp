@@ -67,6 +67,30 @@ public:
   virtual Result<size_t> read_at(uint64_t offset, char* buffer, size_t size) = 0;
 };
 
+// A BlobReader over bytes in memory: a small blob the metadata database keeps
+// (metadata::k_database_key).
+class BytesBlobReader final : public BlobReader
+{
+public:
+  explicit BytesBlobReader(std::string bytes) : m_bytes(std::move(bytes)) {}
+  uint64_t
+  size() const override
+  {
+    return m_bytes.size();
+  }
+  Result<size_t>
+  read_at(uint64_t offset, char* buffer, size_t size) override
+  {
+    if (offset >= m_bytes.size()) {
+      return size_t{0};
+    }
+    return m_bytes.copy(buffer, size, static_cast<size_t>(offset));
+  }
+
+private:
+  std::string m_bytes;
+};
+
 class BlobStore
 {
 public:

@@ -68,10 +68,15 @@ check_broken_stores(const std::function<std::vector<std::string>(int)>& store_ar
     auto badkey = add("badkey", store_port, {"--prefix", "badkey", "--no-check"});
     REQUIRE_MESSAGE(badkey.exit_code == 0, badkey.err);
     REQUIRE(run_cli(f.data, {"feed", "create", "badkey", "--store", "badkey"}).exit_code == 0);
+    // The store is first reached by the upload's first bytes.
     auto started = f.c().post("/v2/badkey/app/blobs/uploads/");
-    expect_error(started, 403, "DENIED");
-    CHECK(started->body.find("registryctl store check") != std::string::npos);
-    check_hides_store(started);
+    REQUIRE(started);
+    REQUIRE(started->status == 202);
+    auto patched = f.c().patch(started->get_header_value("Location"), random_bytes(1000, 6),
+                               {{"Content-Range", "0-999"}});
+    expect_error(patched, 403, "DENIED");
+    CHECK(patched->body.find("registryctl store check") != std::string::npos);
+    check_hides_store(patched);
     Blob blob = make_blob(random_bytes(1 << 20, 7));
     auto monolithic = f.c().post("/v2/badkey/app/blobs/uploads/?digest=" + blob.digest, blob.data);
     expect_error(monolithic, 403, "DENIED");

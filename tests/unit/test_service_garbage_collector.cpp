@@ -7,6 +7,7 @@
 #include "tests/support/test_dir.hpp"
 #include "tests/unit/unit_helpers.hpp"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -138,6 +139,9 @@ struct Fixture {
     auto opened = Registry::open(data, clock);
     REQUIRE_OK(opened);
     reg = std::move(opened).value();
+    // These cases look at the store's files: every blob goes there. The small
+    // blobs the database keeps have cases of their own.
+    reg->set_small_blob_limit(0);
     REQUIRE_OK(reg->create_feed("team", "", "pull"));
     REQUIRE_OK(reg->create_feed("other", "", "none"));
   }
@@ -1144,6 +1148,64 @@ TEST_SUITE("service")
       CHECK(report.cached_manifests_expired == 0);
       CHECK(report.blobs_removed == 0);
       CHECK(row("team/app", d).has_value());
+    }
+  }
+
+  TEST_CASE("service::collect_garbage and check_integrity with small blobs in the database")
+  {
+    Fixture f;
+    f.reg->set_small_blob_limit(registry::service::k_small_blob_limit);
+    Image img = f.image("team/app", "kept", 1);
+    f.put("team/app", "v1", img.manifest);
+    const std::string loose_bytes = registry::test::random_bytes(500, 3);
+    const std::string loose = f.push("team/app", loose_bytes);
+    REQUIRE(f.row(loose)->in_database());
+    REQUIRE(count_files(f.blobs_dir()) == 0);
+    f.clock->advance(2 * k_hour);
+
+    SUBCASE("gc removes an unreferenced kept blob with its bytes and keeps the referenced")
+    {
+      const int64_t loose_id = f.row(loose)->id;
+      GcReport report = f.gc(gc_options(k_hour));
+      CHECK(report.blobs_removed == 1);
+      CHECK(report.bytes_freed == loose_bytes.size());
+      CHECK(report.removed_digests == std::vector<std::string>{loose});
+      CHECK_FALSE(f.has_row(loose));
+      auto content = f.reg->metadata().blob_content(loose_id);
+      REQUIRE_OK(content);
+      CHECK_FALSE(content->has_value());
+      CHECK(f.read("team/app", digest_of(img.config)) == img.config);
+      CHECK(f.read("team/app", digest_of(img.layer)) == img.layer);
+      CHECK(count_files(f.quarantine_dir()) == 0);
+      CHECK(f.fsck().clean());
+    }
+
+    SUBCASE("a dry run keeps everything")
+    {
+      GcOptions options = gc_options(k_hour);
+      options.dry_run = true;
+      GcReport report = f.gc(options);
+      CHECK(report.blobs_removed == 1);
+      CHECK(f.read("team/app", loose) == loose_bytes);
+    }
+
+    SUBCASE("fsck reads kept blobs, verifies them and finds one without its bytes")
+    {
+      FsckOptions verify;
+      verify.verify_content = true;
+      FsckReport clean = f.fsck(verify);
+      CHECK(clean.blobs_checked == 3);
+      CHECK(clean.files_checked == 0);
+      CHECK(clean.clean());
+      {
+        SQLite::Database raw((f.data / "registry.db").string(), SQLite::OPEN_READWRITE);
+        raw.exec("DELETE FROM blob_contents WHERE blob_id = " + std::to_string(f.row(loose)->id));
+      }
+      FsckReport report = f.fsck();
+      REQUIRE(report.problems.size() == 1);
+      CHECK(report.problems[0].kind == "missing_bytes");
+      CHECK(report.problems[0].subject == loose);
+      CHECK(code_of(f.reg->open_blob("team/app", loose)) == ErrorCode::io_error);
     }
   }
 

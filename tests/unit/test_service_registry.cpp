@@ -81,6 +81,9 @@ struct Fixture {
     auto opened = Registry::open(data, clock);
     REQUIRE_OK(opened);
     reg = std::move(opened).value();
+    // These cases look at the store's files: every blob goes there. The small
+    // blobs the database keeps have cases of their own.
+    reg->set_small_blob_limit(0);
   }
 
   fs::path
@@ -278,6 +281,7 @@ TEST_SUITE("service")
       f.put("team/app", "latest", manifest);
       auto upload = f.reg->start_upload("team/app");
       REQUIRE_OK(upload);
+      REQUIRE_OK(f.reg->append_upload("team/app", upload->id, 0, source_of("some bytes")));
       REQUIRE(count_files(f.uploads_dir()) == 1);
 
       REQUIRE_OK(f.reg->delete_feed("team"));
@@ -441,16 +445,31 @@ TEST_SUITE("service")
     REQUIRE_OK(started);
     const std::string id = started->id;
 
-    SUBCASE("a new upload is empty and has a file in the store")
+    SUBCASE("a new upload is empty; its file in the store comes with its first bytes")
     {
       CHECK(util::is_uuid(id));
       CHECK(started->repository == "team/app");
       CHECK(started->offset == 0);
-      CHECK(fs::is_regular_file(f.uploads_dir() / id));
+      CHECK_FALSE(fs::exists(f.uploads_dir() / id));
       auto status = f.reg->upload_status("team/app", id);
       REQUIRE_OK(status);
       CHECK(status->offset == 0);
       CHECK(status->id == id);
+      CHECK_FALSE(fs::exists(f.uploads_dir() / id));
+      REQUIRE_OK(f.reg->append_upload("team/app", id, 0, source_of(part1)));
+      CHECK(fs::file_size(f.uploads_dir() / id) == part1.size());
+    }
+
+    SUBCASE("after a restart, an upload no bytes reached is empty and takes chunks")
+    {
+      f.reopen();
+      auto status = f.reg->upload_status("team/app", id);
+      REQUIRE_OK(status);
+      CHECK(status->offset == 0);
+      REQUIRE_OK(f.reg->append_upload("team/app", id, 0, source_of(part1)));
+      REQUIRE_OK(f.reg->append_upload("team/app", id, part1.size(), source_of(part2 + part3)));
+      REQUIRE_OK(f.reg->complete_upload("team/app", id, digest, nullptr));
+      CHECK(f.read("team/app", digest) == content);
     }
 
     SUBCASE("chunks at the expected offsets complete into the blob")
@@ -654,9 +673,11 @@ TEST_SUITE("service")
 
     SUBCASE("purge_uploads removes only uploads idle since before the cut-off")
     {
+      REQUIRE_OK(f.reg->append_upload("team/app", id, 0, source_of(part1)));
       f.clock->advance(100);
       auto fresh = f.reg->start_upload("team/app");
       REQUIRE_OK(fresh);
+      REQUIRE_OK(f.reg->append_upload("team/app", fresh->id, 0, source_of(part1)));
       auto purged = f.reg->purge_uploads(k_start + 50);
       REQUIRE_OK(purged);
       CHECK(*purged == 1);
@@ -679,6 +700,7 @@ TEST_SUITE("service")
 
     SUBCASE("an upload whose file vanished is blob_upload_unknown")
     {
+      REQUIRE_OK(f.reg->append_upload("team/app", id, 0, source_of(part1)));
       REQUIRE(fs::remove(f.uploads_dir() / id));
       CHECK(code_of(f.reg->upload_status("team/app", id)) == ErrorCode::blob_upload_unknown);
       CHECK(code_of(f.reg->append_upload("team/app", id, 0, source_of(part1)))
@@ -703,7 +725,10 @@ TEST_SUITE("service")
       CHECK(code_of(f.reg->start_upload("nofeed/app")) == ErrorCode::name_unknown);
       CHECK(code_of(f.reg->start_upload("app")) == ErrorCode::name_invalid);
       CHECK(code_of(f.reg->start_upload("team/App")) == ErrorCode::name_invalid);
-      CHECK(count_files(f.uploads_dir()) == 1);
+      auto sessions = f.reg->metadata().list_uploads();
+      REQUIRE_OK(sessions);
+      CHECK(sessions->size() == 1); // the fixture's own
+      CHECK(count_files(f.uploads_dir()) == 0);
     }
   }
 
@@ -775,6 +800,200 @@ TEST_SUITE("service")
       CHECK(code_of(f.reg->delete_blob("nofeed/app", digest)) == ErrorCode::name_unknown);
       CHECK(code_of(f.reg->stat_blob("Team/app", digest)) == ErrorCode::name_invalid);
       CHECK(code_of(f.reg->open_blob("team", digest)) == ErrorCode::name_invalid);
+    }
+  }
+
+  TEST_CASE("service::Registry small blobs kept in the database")
+  {
+    Fixture f;
+    f.reg->set_small_blob_limit(registry::service::k_small_blob_limit);
+    const uint64_t limit = registry::service::k_small_blob_limit;
+    const std::string small = registry::test::random_bytes(1000, 7);
+    const std::string digest = digest_of(small);
+    auto row_of = [&](const std::string& d) {
+      auto found = f.reg->metadata().find_blob(1, d);
+      REQUIRE_OK(found);
+      REQUIRE(found->has_value());
+      return **found;
+    };
+
+    SUBCASE("a monolithic push under the limit makes no file, and reads back")
+    {
+      f.push("team/app", small);
+      CHECK(count_files(f.blobs_dir()) == 0);
+      CHECK(count_files(f.uploads_dir()) == 0);
+      CHECK(row_of(digest).in_database());
+      CHECK(f.read("team/app", digest) == small);
+      auto info = f.reg->stat_blob("team/app", digest);
+      REQUIRE_OK(info);
+      CHECK(info->size == small.size());
+      auto blob = f.reg->open_blob("team/app", digest, registry::service::OpenFor::serving);
+      REQUIRE_OK(blob);
+      CHECK(blob->redirect_url.empty());
+      // still linked per repository
+      CHECK(code_of(f.reg->open_blob("team/other", digest)) == ErrorCode::blob_unknown);
+    }
+
+    SUBCASE("a blob of exactly the limit is kept; one byte more goes to the store")
+    {
+      const std::string at_limit = registry::test::random_bytes(limit, 8);
+      const std::string over = registry::test::random_bytes(limit + 1, 9);
+      f.push("team/app", at_limit);
+      CHECK(row_of(digest_of(at_limit)).in_database());
+      CHECK(count_files(f.blobs_dir()) == 0);
+      f.push("team/app", over);
+      CHECK_FALSE(row_of(digest_of(over)).in_database());
+      CHECK(count_files(f.blobs_dir()) == 1);
+      CHECK(f.read("team/app", digest_of(at_limit)) == at_limit);
+      CHECK(f.read("team/app", digest_of(over)) == over);
+    }
+
+    SUBCASE("a body that outgrows the limit midway reaches the store whole")
+    {
+      const std::string large = registry::test::random_bytes(3 * limit + 123, 10);
+      auto pushed = f.reg->push_blob("team/app", digest_of(large), source_of(large, 4096));
+      REQUIRE_OK(pushed);
+      CHECK(pushed->size == large.size());
+      CHECK_FALSE(row_of(digest_of(large)).in_database());
+      CHECK(f.read("team/app", digest_of(large)) == large);
+      CHECK(count_files(f.uploads_dir()) == 0);
+    }
+
+    SUBCASE("POST then PUT with the body: no upload file at any point")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      CHECK(count_files(f.uploads_dir()) == 0);
+      auto body = source_of(small);
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, &body));
+      CHECK(count_files(f.uploads_dir()) == 0);
+      CHECK(count_files(f.blobs_dir()) == 0);
+      CHECK(f.read("team/app", digest) == small);
+      // the session ended with the commit
+      CHECK(code_of(f.reg->upload_status("team/app", started->id))
+            == ErrorCode::blob_upload_unknown);
+    }
+
+    SUBCASE("the same after a restart between POST and PUT")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      f.reopen();
+      f.reg->set_small_blob_limit(limit);
+      auto body = source_of(small);
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, &body));
+      CHECK(row_of(digest).in_database());
+      CHECK(f.read("team/app", digest) == small);
+    }
+
+    SUBCASE("chunks (PATCH) go to the store as before")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small)));
+      CHECK(count_files(f.uploads_dir()) == 1);
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
+      CHECK_FALSE(row_of(digest).in_database());
+      CHECK(f.read("team/app", digest) == small);
+    }
+
+    SUBCASE("a wrong digest keeps nothing and ends the session")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      auto body = source_of(small);
+      CHECK(code_of(f.reg->complete_upload("team/app", started->id, digest_of("other"), &body))
+            == ErrorCode::digest_invalid);
+      auto found = f.reg->metadata().find_blob(1, digest_of("other"));
+      REQUIRE_OK(found);
+      CHECK_FALSE(found->has_value());
+      CHECK(code_of(f.reg->upload_status("team/app", started->id))
+            == ErrorCode::blob_upload_unknown);
+    }
+
+    SUBCASE("a small body that ends early leaves the upload empty and usable")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      auto cut = registry::test::cut_source_of(small.substr(0, 500));
+      CHECK(code_of(f.reg->complete_upload("team/app", started->id, digest, &cut))
+            == ErrorCode::blob_upload_invalid);
+      auto status = f.reg->upload_status("team/app", started->id);
+      REQUIRE_OK(status);
+      CHECK(status->offset == 0);
+      auto body = source_of(small);
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, &body));
+      CHECK(f.read("team/app", digest) == small);
+    }
+
+    SUBCASE("a sha512 digest and the empty blob are kept too")
+    {
+      std::string d512 = Digest::of(small, util::HashAlgorithm::sha512).str();
+      REQUIRE_OK(f.reg->push_blob("team/app", d512, source_of(small)));
+      CHECK(row_of(d512).in_database());
+      CHECK(f.read("team/app", d512) == small);
+      const std::string empty_digest = digest_of("");
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, empty_digest, nullptr));
+      CHECK(row_of(empty_digest).in_database());
+      CHECK(f.read("team/app", empty_digest).empty());
+      CHECK(count_files(f.blobs_dir()) == 0);
+    }
+
+    SUBCASE("with the limit at 0 the empty blob goes to the store")
+    {
+      f.reg->set_small_blob_limit(0);
+      const std::string empty_digest = digest_of("");
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, empty_digest, nullptr));
+      CHECK_FALSE(row_of(empty_digest).in_database());
+      CHECK(count_files(f.blobs_dir()) == 1);
+    }
+
+    SUBCASE("a blob pushed to the store first keeps its file when pushed again small")
+    {
+      f.reg->set_small_blob_limit(0);
+      f.push("team/app", small);
+      f.reg->set_small_blob_limit(limit);
+      f.push("team/second", small);
+      CHECK_FALSE(row_of(digest).in_database());
+      CHECK(f.read("team/second", digest) == small);
+      CHECK(count_files(f.blobs_dir()) == 1);
+    }
+
+    SUBCASE("the same digest uploaded in chunks after it was kept leaves no spare file")
+    {
+      f.push("team/app", small);
+      auto started = f.reg->start_upload("team/second");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/second", started->id, 0, source_of(small)));
+      REQUIRE_OK(f.reg->complete_upload("team/second", started->id, digest, nullptr));
+      CHECK(row_of(digest).in_database());
+      CHECK(count_files(f.blobs_dir()) == 0);
+      CHECK(count_files(f.uploads_dir()) == 0);
+      CHECK(f.read("team/second", digest) == small);
+      CHECK(f.read("team/app", digest) == small);
+    }
+
+    SUBCASE("a kept blob mounts into another repository of the feed")
+    {
+      f.push("team/app", small);
+      auto mounted = f.reg->mount_blob("team/copy", "team/app", digest);
+      REQUIRE_OK(mounted);
+      REQUIRE(mounted->has_value());
+      CHECK(f.read("team/copy", digest) == small);
+    }
+
+    SUBCASE("a manifest over kept blobs is accepted and served")
+    {
+      std::string manifest = f.image("team/app", "kept");
+      f.put("team/app", "v1", manifest);
+      CHECK(count_files(f.blobs_dir()) == 0);
+      auto got = f.reg->get_manifest("team/app", "v1", true);
+      REQUIRE_OK(got);
+      CHECK(got->bytes == manifest);
     }
   }
 
