@@ -210,6 +210,10 @@ CREATE TABLE blob_contents (
   bytes BLOB NOT NULL
 );
 )sql",
+  // 10: the first bytes of an upload, until they outgrow the small-blob limit
+  R"sql(
+ALTER TABLE uploads ADD COLUMN head BLOB;
+)sql",
 };
 
 constexpr int k_schema_version = static_cast<int>(sizeof k_migrations / sizeof k_migrations[0]);
@@ -2071,8 +2075,8 @@ Result<std::optional<UploadRow>>
 Metadata::find_upload(const std::string& id)
 {
   return m_impl->run([&](Connection& db) -> Result<std::optional<UploadRow>> {
-    SQLite::Statement& q = db.prepare("SELECT id, feed_id, repository, store_id, started_at, updated_at "
-                            "FROM uploads WHERE id = ?");
+    SQLite::Statement& q = db.prepare("SELECT id, feed_id, repository, store_id, started_at, updated_at, "
+                            "head FROM uploads WHERE id = ?");
     q.bind(1, id);
     if (!q.executeStep()) {
       return std::optional<UploadRow>();
@@ -2084,7 +2088,26 @@ Metadata::find_upload(const std::string& id)
     row.store_id = q.getColumn(3).getInt64();
     row.started_at = q.getColumn(4).getInt64();
     row.updated_at = q.getColumn(5).getInt64();
+    if (!q.getColumn(6).isNull()) {
+      row.head = column_string(q, 6);
+    }
     return std::optional<UploadRow>(row);
+  });
+}
+
+Result<bool>
+Metadata::set_upload_head(const std::string& id, std::optional<std::string_view> head, int64_t now)
+{
+  return m_impl->write([&](Connection& db) -> Result<bool> {
+    SQLite::Statement& q = db.prepare("UPDATE uploads SET head = ?, updated_at = ? WHERE id = ?");
+    if (head) {
+      q.bind(1, head->data(), static_cast<int>(head->size()));
+    } else {
+      q.bind(1);
+    }
+    q.bind(2, now);
+    q.bind(3, id);
+    return q.exec() > 0;
   });
 }
 

@@ -148,6 +148,9 @@ struct UploadRow {
   std::string repository_name; // full name FEED/PATH
   int64_t started_at = 0;
   int64_t updated_at = 0;
+  // The bytes received so far of an upload the store has not seen yet (small
+  // chunks, see set_upload_head()); nullopt when none. Read by find_upload().
+  std::optional<std::string> head;
 };
 
 // One entry of the audit trail.
@@ -493,6 +496,12 @@ public:
                              const std::string& repository, int64_t store_id, int64_t now);
   Result<std::optional<UploadRow>> find_upload(const std::string& id);
   Result<void> touch_upload(const std::string& id, int64_t now);
+  // Keeps `head`, all the bytes an upload received so far, in its row (nullopt
+  // drops them), and counts as activity. A small blob sent in chunks then
+  // reaches the store only if it outgrows the small-blob limit. false when the
+  // upload is gone.
+  Result<bool> set_upload_head(const std::string& id, std::optional<std::string_view> head,
+                               int64_t now);
   // Not an error when absent.
   Result<void> delete_upload(const std::string& id);
   Result<std::vector<UploadRow>> list_uploads();

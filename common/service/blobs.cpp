@@ -392,14 +392,22 @@ Registry::append_locked(UploadState& state, const metadata::UploadRow& row, cons
                         std::optional<std::string>* kept)
 {
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
+  auto start_from_head = [&](const std::optional<std::string>& head) {
+    state.hasher = util::Hasher(util::HashAlgorithm::sha256);
+    state.offset = 0;
+    if (head) {
+      state.hasher.update(head->data(), head->size());
+      state.offset = head->size();
+    }
+    state.loaded = true;
+    state.in_store = false;
+  };
   if (state.in_store || !state.loaded) {
     auto size = blob_store->upload_size(row.id);
     if (!size && size.error().code == ErrorCode::not_found && !state.loaded) {
-      // Restarted server: an upload no bytes reached has nothing in the store.
-      state.hasher = util::Hasher(util::HashAlgorithm::sha256);
-      state.offset = 0;
-      state.loaded = true;
-      state.in_store = false;
+      // Restarted server: the store has nothing of an upload whose bytes so far
+      // are all in its row (or that has none).
+      start_from_head(row.head);
     } else if (!size) {
       return fail(translate_upload_error(size.take_error()));
     } else if ((!state.loaded || state.offset != *size) && !blob_store->can_read_uploads()) {
@@ -421,34 +429,65 @@ Registry::append_locked(UploadState& state, const metadata::UploadRow& row, cons
       state.loaded = true;
     }
   }
-  if (state.in_store && kept) {
+  // While the store has nothing, the bytes so far are the row's head: kept
+  // in memory for the completing request, or for this chunk's new head.
+  std::optional<std::string> chunk_head;
+  std::optional<std::string>* keep = nullptr;
+  if (kept) {
     kept->reset();
+  }
+  if (!state.in_store && (m_small_blob_limit > 0 || row.head || state.offset > 0)) {
+    std::optional<std::string> head = row.head;
+    if (head.value_or("").size() != state.offset) {
+      // The row was read before another request on this upload appended.
+      REGISTRY_TRY_ASSIGN(auto fresh, m_metadata->find_upload(row.id));
+      if (!fresh) {
+        return upload_unknown();
+      }
+      head = fresh->head;
+      start_from_head(head);
+    }
+    keep = kept ? kept : &chunk_head;
+    *keep = head.value_or(std::string());
   }
   if (!body) {
     return ok();
   }
-  bool keeping = !state.in_store && kept && *kept;
-  if (!state.in_store && !keeping) {
+  if (!state.in_store && !keep) {
     if (auto created = blob_store->create_upload(row.id); !created) {
       return fail(translate_upload_error(created.take_error()));
     }
     state.in_store = true;
   }
-  auto complete = write_upload(*blob_store, row.id, body, state.hasher, state.offset,
-                               keeping ? kept : nullptr, m_small_blob_limit);
-  if (keeping && !*kept) {
-    state.in_store = true; // outgrew the limit: the store has it now
+  auto complete = write_upload(*blob_store, row.id, body, state.hasher, state.offset, keep,
+                               m_small_blob_limit);
+  if (keep && !*keep) {
+    state.in_store = true; // outgrew the limit: the store has it all now
+    if (row.head) {
+      (void)m_metadata->set_upload_head(row.id, std::nullopt, now());
+    }
   }
-  if (!state.in_store && (!complete || !*complete)) {
-    // Kept bytes die with the request: the upload is empty again.
-    state.hasher = util::Hasher(util::HashAlgorithm::sha256);
-    state.offset = 0;
-    kept->reset();
-  } else if (!complete) {
-    state.loaded = false; // the hash may be ahead of the bytes: rebuild it next time
+  if (!complete || (!state.in_store && !*complete)) {
+    // The hash may be ahead of the bytes, or bytes kept in memory die with
+    // the request: rebuild from the store or the row next time.
+    state.loaded = false;
+    if (kept) {
+      kept->reset();
+    }
   }
   if (!complete) {
     return fail(translate_upload_error(complete.take_error()));
+  }
+  if (!state.in_store && !*complete) {
+    return fail(ErrorCode::blob_upload_invalid, "the request body ended early");
+  }
+  if (!state.in_store && keep == &chunk_head) {
+    // A chunk that keeps the upload small: its bytes go to the row.
+    auto saved = m_metadata->set_upload_head(row.id, *chunk_head, now());
+    if (!saved || !*saved) {
+      state.loaded = false;
+      return saved ? upload_unknown() : fail(saved.take_error());
+    }
   }
   if (state.in_store && !blob_store->can_read_uploads()) {
     auto saved = blob_store->save_upload_state(row.id, checkpoint(state));
@@ -489,9 +528,11 @@ Registry::append_upload(std::string_view repository, std::string_view id,
                 "0-" + std::to_string(state->offset == 0 ? 0 : state->offset - 1));
   }
   REGISTRY_TRY(append_locked(*state, row, body));
-  // Keeps the upload from expiring while it is active. A completing request
-  // removes the row instead.
-  (void)m_metadata->touch_upload(row.id, now());
+  // Keeps the upload from expiring while it is active (a chunk kept in the
+  // row did that already). A completing request removes the row instead.
+  if (state->in_store) {
+    (void)m_metadata->touch_upload(row.id, now());
+  }
   return UploadStatus{row.id, row.repository_name, state->offset};
 }
 
@@ -503,12 +544,9 @@ Registry::complete_upload(std::string_view repository, std::string_view id,
   metadata::UploadRow row;
   REGISTRY_TRY_ASSIGN(auto state, upload_state(repository, id, row));
   std::lock_guard lock(state->mutex);
-  // A small blob that arrives whole, before the store has an upload, stays in
-  // memory and goes into the database with its row.
+  // A small blob the store has not seen (sent whole here, or in small chunks
+  // kept in the upload's row) goes into the database with its row.
   std::optional<std::string> kept;
-  if (m_small_blob_limit > 0) {
-    kept.emplace();
-  }
   REGISTRY_TRY(append_locked(*state, row, body ? *body : ByteSource(), &kept));
   REGISTRY_TRY_ASSIGN(auto* blob_store, store(row.store_id));
   auto discard = [&] {

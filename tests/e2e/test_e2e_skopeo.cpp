@@ -92,8 +92,8 @@ skopeo(std::vector<std::string> args)
 
 // Pushes a two-layer image, one layer of `big` bytes, to FEED/store-test:v1
 // with skopeo, pulls it back into a fresh layout, and checks every blob. The
-// content depends on the feed name. Returns the small layer.
-Blob
+// content depends on the feed name. Returns the small layer and the big one.
+std::pair<Blob, Blob>
 skopeo_round_trip(RegistryFixture& f, const std::string& feed, size_t big)
 {
   std::string registry = "docker://" + f.server->host_port();
@@ -128,7 +128,7 @@ skopeo_round_trip(RegistryFixture& f, const std::string& feed, size_t big)
   }
   CHECK(blobs == 4);
   CHECK(fs::file_size(pulled / "blobs" / "sha256" / sha256_digest(big_layer).substr(7)) == big_layer.size());
-  return make_blob(small_layer);
+  return {make_blob(small_layer), make_blob(big_layer)};
 }
 
 } // namespace
@@ -231,9 +231,15 @@ check_object_store_feeds(const std::vector<std::string>& store_args, const std::
   REQUIRE(run_cli(f.data, {"feed", "create", "cloudp", "--store", "objproxy"}).exit_code == 0);
 
   // 20 MiB: more than one 16 MiB multipart part or block.
-  Blob layer = skopeo_round_trip(f, "cloud", 20 << 20);
-  Blob proxied_layer = skopeo_round_trip(f, "cloudp", 20 << 20);
+  auto [small_layer, layer] = skopeo_round_trip(f, "cloud", 20 << 20);
+  Blob proxied_layer = skopeo_round_trip(f, "cloudp", 20 << 20).first;
 
+  // The small layer (its PATCH under the small-blob limit) is kept in the
+  // database and served from there; the big one is in the store, redirected.
+  auto direct = f.c().get("/v2/cloud/store-test/blobs/" + small_layer.digest);
+  REQUIRE(direct);
+  CHECK(direct->status == 200);
+  CHECK(direct->body == small_layer.data);
   auto redirected = f.c().get("/v2/cloud/store-test/blobs/" + layer.digest);
   REQUIRE(redirected);
   REQUIRE(redirected->status == 307);

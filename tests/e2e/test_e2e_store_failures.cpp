@@ -68,12 +68,13 @@ check_broken_stores(const std::function<std::vector<std::string>(int)>& store_ar
     auto badkey = add("badkey", store_port, {"--prefix", "badkey", "--no-check"});
     REQUIRE_MESSAGE(badkey.exit_code == 0, badkey.err);
     REQUIRE(run_cli(f.data, {"feed", "create", "badkey", "--store", "badkey"}).exit_code == 0);
-    // The store is first reached by the upload's first bytes.
+    // The store is first reached by the upload's first bytes past the small-
+    // blob limit (smaller ones wait in the upload's row).
     auto started = f.c().post("/v2/badkey/app/blobs/uploads/");
     REQUIRE(started);
     REQUIRE(started->status == 202);
-    auto patched = f.c().patch(started->get_header_value("Location"), random_bytes(1000, 6),
-                               {{"Content-Range", "0-999"}});
+    auto patched = f.c().patch(started->get_header_value("Location"), random_bytes(100000, 6),
+                               {{"Content-Range", "0-99999"}});
     expect_error(patched, 403, "DENIED");
     CHECK(patched->body.find("registryctl store check") != std::string::npos);
     check_hides_store(patched);

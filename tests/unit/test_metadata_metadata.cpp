@@ -1199,7 +1199,8 @@ TEST_SUITE("metadata")
       // Back to the schema before migration 8, as an older registryctl left it;
       // the migrations from there on run again.
       SQLite::Database raw((dir / "registry.db").string(), SQLite::OPEN_READWRITE);
-      raw.exec("DROP TABLE blob_contents"); // 9
+      raw.exec("ALTER TABLE uploads DROP COLUMN head"); // 10
+      raw.exec("DROP TABLE blob_contents");              // 9
       raw.exec("DROP INDEX manifests_cached");
       raw.exec("ALTER TABLE manifests DROP COLUMN last_pulled_at");
       raw.exec("ALTER TABLE feeds DROP COLUMN cache_retention");

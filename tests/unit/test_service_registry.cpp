@@ -886,14 +886,102 @@ TEST_SUITE("service")
       CHECK(f.read("team/app", digest) == small);
     }
 
-    SUBCASE("chunks (PATCH) go to the store as before")
+    SUBCASE("small chunks (PATCH) stay in the upload's row, then go to the database")
     {
       auto started = f.reg->start_upload("team/app");
       REQUIRE_OK(started);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small)));
-      CHECK(count_files(f.uploads_dir()) == 1);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 400))));
+      auto second = f.reg->append_upload("team/app", started->id, 400, source_of(small.substr(400)));
+      REQUIRE_OK(second);
+      CHECK(second->offset == small.size());
+      CHECK(count_files(f.uploads_dir()) == 0);
+      auto row = f.reg->metadata().find_upload(started->id);
+      REQUIRE_OK(row);
+      REQUIRE(row->has_value());
+      CHECK((*row)->head == small);
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
+      CHECK(row_of(digest).in_database());
+      CHECK(f.read("team/app", digest) == small);
+      CHECK(count_files(f.uploads_dir()) == 0);
+      CHECK(count_files(f.blobs_dir()) == 0);
+    }
+
+    SUBCASE("chunks that outgrow the limit move to the store with what came before")
+    {
+      const std::string large = registry::test::random_bytes(limit + 5000, 11);
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(large.substr(0, 1000))));
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 1000, source_of(large.substr(1000))));
+      CHECK(fs::file_size(f.uploads_dir() / started->id) == large.size());
+      auto row = f.reg->metadata().find_upload(started->id);
+      REQUIRE_OK(row);
+      CHECK_FALSE((*row)->head.has_value());
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest_of(large), nullptr));
+      CHECK_FALSE(row_of(digest_of(large)).in_database());
+      CHECK(f.read("team/app", digest_of(large)) == large);
+    }
+
+    SUBCASE("a restart between small chunks resumes from the row")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 300))));
+      f.reopen();
+      f.reg->set_small_blob_limit(limit);
+      auto status = f.reg->upload_status("team/app", started->id);
+      REQUIRE_OK(status);
+      CHECK(status->offset == 300);
+      CHECK(code_of(f.reg->append_upload("team/app", started->id, 0, source_of("x")))
+            == ErrorCode::upload_range_invalid);
+      auto body = source_of(small.substr(300));
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, &body));
+      CHECK(f.read("team/app", digest) == small);
+    }
+
+    SUBCASE("a second process appending is seen: the row is read again")
+    {
+      auto other = Registry::open(f.data, f.clock);
+      REQUIRE_OK(other);
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 100))));
+      REQUIRE_OK((*other)->append_upload("team/app", started->id, 100,
+                                         source_of(small.substr(100, 100))));
+      auto status = f.reg->upload_status("team/app", started->id);
+      REQUIRE_OK(status);
+      CHECK(status->offset == 200);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 200, source_of(small.substr(200))));
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
+      CHECK(f.read("team/app", digest) == small);
+    }
+
+    SUBCASE("with the limit turned to 0 the kept chunk reaches the store with the next")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 300))));
+      f.reg->set_small_blob_limit(0);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 300, source_of(small.substr(300))));
+      CHECK(fs::file_size(f.uploads_dir() / started->id) == small.size());
       REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
       CHECK_FALSE(row_of(digest).in_database());
+      CHECK(f.read("team/app", digest) == small);
+    }
+
+    SUBCASE("a small chunk cut short keeps the upload where it was")
+    {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 300))));
+      CHECK(code_of(f.reg->append_upload("team/app", started->id, 300,
+                                         registry::test::cut_source_of(small.substr(300, 50))))
+            == ErrorCode::blob_upload_invalid);
+      auto status = f.reg->upload_status("team/app", started->id);
+      REQUIRE_OK(status);
+      CHECK(status->offset == 300);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 300, source_of(small.substr(300))));
+      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
       CHECK(f.read("team/app", digest) == small);
     }
 
@@ -966,6 +1054,7 @@ TEST_SUITE("service")
     SUBCASE("the same digest uploaded in chunks after it was kept leaves no spare file")
     {
       f.push("team/app", small);
+      f.reg->set_small_blob_limit(0);
       auto started = f.reg->start_upload("team/second");
       REQUIRE_OK(started);
       REQUIRE_OK(f.reg->append_upload("team/second", started->id, 0, source_of(small)));
