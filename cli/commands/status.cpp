@@ -83,6 +83,8 @@ run_status(AppContext& ctx, const std::string& server_url)
                         {"tags", nullptr},
                         {"blobs", nullptr},
                         {"blob_bytes", nullptr},
+                        {"blobs_in_database", nullptr},
+                        {"blob_bytes_in_database", nullptr},
                         {"uploads_in_progress", nullptr},
                         {"token_key", fs::is_regular_file(data / "token-key.pem", ec)},
                         {"server", nullptr}};
@@ -98,6 +100,8 @@ run_status(AppContext& ctx, const std::string& server_url)
       doc["tags"] = totals->tags;
       doc["blobs"] = totals->blobs;
       doc["blob_bytes"] = totals->blob_bytes;
+      doc["blobs_in_database"] = totals->blobs_in_database;
+      doc["blob_bytes_in_database"] = totals->blob_bytes_in_database;
       doc["uploads_in_progress"] = totals->uploads;
     } else {
       database["error"] = totals.error().message;
@@ -140,6 +144,10 @@ run_status(AppContext& ctx, const std::string& server_url)
     std::string blobs = count("blobs");
     if (!doc["blob_bytes"].is_null()) {
       blobs += " (" + util::human_size(doc["blob_bytes"].get<uint64_t>()) + ")";
+    }
+    if (!doc["blobs_in_database"].is_null()) {
+      blobs += ", " + count("blobs_in_database") + " small ones in the database ("
+               + util::human_size(doc["blob_bytes_in_database"].get<uint64_t>()) + ")";
     }
     row("blobs", blobs);
     row("uploads", count("uploads_in_progress") + " in progress");

@@ -2294,7 +2294,10 @@ Metadata::totals()
       "SELECT (SELECT count(*) FROM feeds), (SELECT count(*) FROM repositories), "
       "(SELECT count(*) FROM manifests), (SELECT count(*) FROM tags), "
       "(SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs), "
-      "(SELECT count(*) FROM uploads)");
+      "(SELECT count(*) FROM uploads), "
+      "(SELECT count(*) FROM blobs WHERE object_key = ?1), "
+      "(SELECT coalesce(sum(size), 0) FROM blobs WHERE object_key = ?1)");
+    q.bind(1, k_database_key);
     q.executeStep();
     Totals t;
     t.feeds = q.getColumn(0).getInt64();
@@ -2304,6 +2307,9 @@ Metadata::totals()
     t.blobs = q.getColumn(4).getInt64();
     t.blob_bytes = static_cast<uint64_t>(q.getColumn(5).getInt64());
     t.uploads = q.getColumn(6).getInt64();
+    t.blobs_in_database = q.getColumn(7).getInt64();
+    t.blob_bytes_in_database = static_cast<uint64_t>(q.getColumn(8).getInt64());
+    q.reset();
     return t;
   });
 }

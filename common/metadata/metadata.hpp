@@ -229,6 +229,9 @@ struct Totals {
   int64_t tags = 0;
   int64_t blobs = 0;
   uint64_t blob_bytes = 0;
+  // Of those, the small blobs the database keeps (k_database_key).
+  int64_t blobs_in_database = 0;
+  uint64_t blob_bytes_in_database = 0;
   int64_t uploads = 0;
 };
 

@@ -34,6 +34,8 @@ TEST_SUITE("e2e")
         bytes += layer.data.size();
       }
       CHECK(j["blob_bytes"] == bytes);
+      CHECK(j["blobs_in_database"] == 3); // all small, pushed whole
+      CHECK(j["blob_bytes_in_database"] == bytes);
       CHECK(j["uploads_in_progress"] == 1);
       CHECK(j["server"]["reachable"] == true);
       CHECK(j["server"]["http_status"] == 200);

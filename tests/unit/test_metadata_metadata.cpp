@@ -1024,6 +1024,88 @@ TEST_SUITE("metadata")
     }
   }
 
+  TEST_CASE("metadata::Metadata small blobs and upload heads")
+  {
+    Fixture f;
+    const std::string bytes = "a small config";
+    const std::string digest = digest_of(bytes);
+
+    SUBCASE("a kept blob has its bytes beside its row, linked like any blob")
+    {
+      auto kept = f.db->keep_small_blob(f.feed.id, "team/other", k_store, digest, bytes, k_now);
+      REQUIRE_OK(kept);
+      CHECK(kept->in_database());
+      CHECK(kept->object_key == registry::metadata::k_database_key);
+      CHECK(kept->size == bytes.size());
+      auto content = f.db->blob_content(kept->id);
+      REQUIRE_OK(content);
+      CHECK(*content == std::optional<std::string>(bytes));
+      auto repo = f.db->find_repository("team/other");
+      REQUIRE_OK(repo);
+      REQUIRE(repo->has_value());
+      auto linked = f.db->find_linked_blob((*repo)->id, digest);
+      REQUIRE_OK(linked);
+      CHECK(linked->has_value());
+      auto totals = f.db->totals();
+      REQUIRE_OK(totals);
+      CHECK(totals->blobs == 3);
+      CHECK(totals->blobs_in_database == 1);
+      CHECK(totals->blob_bytes_in_database == bytes.size());
+      // Its bytes go with its row.
+      REQUIRE_OK(f.db->delete_blob_row(kept->id));
+      content = f.db->blob_content(kept->id);
+      REQUIRE_OK(content);
+      CHECK_FALSE(content->has_value());
+    }
+
+    SUBCASE("a digest the store has already keeps its row and gets no bytes")
+    {
+      auto kept = f.db->keep_small_blob(f.feed.id, "team/other", k_store, f.blob, "layer", k_now + 5);
+      REQUIRE_OK(kept);
+      CHECK_FALSE(kept->in_database());
+      CHECK(kept->object_key == "blobs/key-of-" + f.blob);
+      CHECK(kept->last_touched_at == k_now + 5);
+      auto content = f.db->blob_content(kept->id);
+      REQUIRE_OK(content);
+      CHECK_FALSE(content->has_value());
+    }
+
+    SUBCASE("the finished upload's row goes in the same transaction")
+    {
+      const std::string id = util::random_uuid();
+      REQUIRE_OK(f.db->create_upload(id, f.feed.id, "team/app", k_store, k_now));
+      REQUIRE_OK(f.db->keep_small_blob(f.feed.id, "team/app", k_store, digest, bytes, k_now, id));
+      auto upload = f.db->find_upload(id);
+      REQUIRE_OK(upload);
+      CHECK_FALSE(upload->has_value());
+    }
+
+    SUBCASE("an upload's head is set, replaced, dropped, and counts as activity")
+    {
+      const std::string id = util::random_uuid();
+      REQUIRE_OK(f.db->create_upload(id, f.feed.id, "team/app", k_store, k_now));
+      auto read = [&] {
+        auto row = f.db->find_upload(id);
+        REQUIRE_OK(row);
+        REQUIRE(row->has_value());
+        return **row;
+      };
+      CHECK_FALSE(read().head.has_value());
+      auto set = f.db->set_upload_head(id, std::string_view("abc"), k_now + 10);
+      REQUIRE_OK(set);
+      CHECK(*set);
+      CHECK(read().head == std::optional<std::string>("abc"));
+      CHECK(read().updated_at == k_now + 10);
+      REQUIRE_OK(f.db->set_upload_head(id, std::string_view("abcdef"), k_now + 20));
+      CHECK(read().head == std::optional<std::string>("abcdef"));
+      REQUIRE_OK(f.db->set_upload_head(id, std::nullopt, k_now + 30));
+      CHECK_FALSE(read().head.has_value());
+      auto missing = f.db->set_upload_head(util::random_uuid(), std::string_view("x"), k_now);
+      REQUIRE_OK(missing);
+      CHECK_FALSE(*missing);
+    }
+  }
+
   TEST_CASE("metadata::Metadata cached manifest expiry")
   {
     Fixture f;
