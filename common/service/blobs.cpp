@@ -72,21 +72,23 @@ commit_and_record(metadata::Metadata& md, storage::BlobStore& blob_store, int64_
       return key;
     },
     now, upload_id);
-  auto spare = [&](const std::string& key, const Result<void>& removed) {
-    if (!removed) {
-      util::log_warn("spare copy " + key + " of " + digest.str() + " stays until fsck: "
-                     + removed.error().message);
-    }
+  auto spare_stays = [&](const std::string& key, const Error& error) {
+    util::log_warn("spare copy " + key + " of " + digest.str() + " stays until fsck: "
+                   + error.message);
   };
   if (committed && (!recorded || recorded->object_key != *committed)) {
-    spare(*committed, blob_store.remove_blob(*committed));
+    if (auto removed = blob_store.remove_blob(*committed); !removed) {
+      spare_stays(*committed, removed.error());
+    }
   } else if (placed && recorded && recorded->in_database()) {
-    // The database kept this digest first (a small blob pushed whole), so the
-    // shared key holds a spare copy. It goes only while no row names the key:
-    // gc may remove the kept row and a push may name the key meanwhile.
+    // The database kept this digest first (a small blob), so the shared key
+    // holds a spare copy. It goes only while no row names the key: gc may
+    // remove the kept row and a push may name the key meanwhile.
     auto removed = md.remove_unrecorded(store_id, *placed,
                                         [&] { return blob_store.remove_blob(*placed); });
-    spare(*placed, removed ? Result<void>() : Result<void>(fail(removed.take_error())));
+    if (!removed) {
+      spare_stays(*placed, removed.error());
+    }
   }
   return recorded;
 }
@@ -195,7 +197,8 @@ write_upload(storage::BlobStore& blob_store, const std::string& id, const ByteSo
 struct Registry::UploadState : UploadProgress {
   std::mutex mutex; // serialises requests on one upload
   // Whether the store has the upload. start_upload() leaves its creation to
-  // the first bytes, which a small blob's never need.
+  // the first bytes past the small-blob limit; before, they wait in the
+  // upload's row (UploadRow::head).
   bool in_store = true;
 };
 
@@ -437,18 +440,18 @@ Registry::append_locked(UploadState& state, const metadata::UploadRow& row, cons
     kept->reset();
   }
   if (!state.in_store && (m_small_blob_limit > 0 || row.head || state.offset > 0)) {
-    std::optional<std::string> head = row.head;
-    if (head.value_or("").size() != state.offset) {
-      // The row was read before another request on this upload appended.
+    if (row.head.value_or("").size() != state.offset) {
+      // The row was read before another request (or process) appended: start
+      // over from what the row and the store say now.
       REGISTRY_TRY_ASSIGN(auto fresh, m_metadata->find_upload(row.id));
       if (!fresh) {
         return upload_unknown();
       }
-      head = fresh->head;
-      start_from_head(head);
+      state.loaded = false;
+      return append_locked(state, *fresh, body, kept);
     }
     keep = kept ? kept : &chunk_head;
-    *keep = head.value_or(std::string());
+    *keep = row.head.value_or(std::string());
   }
   if (!body) {
     return ok();

@@ -404,10 +404,11 @@ private:
   Result<std::shared_ptr<UploadState>> upload_state(std::string_view repository,
                                                     std::string_view id,
                                                     metadata::UploadRow& row);
-  // Brings `state` up to date with the stored upload, then appends `body`. With
-  // `kept`, a body arriving while the store has no upload yet is kept there in
-  // memory as long as it fits in the small-blob limit; `kept` is empty after
-  // the call when the bytes are in the store.
+  // Brings `state` up to date with the stored upload, then appends `body`.
+  // While the store has no upload, the bytes so far (the row's head, then
+  // `body`) stay in memory as long as they fit in the small-blob limit: in
+  // `kept` for a completing request, else written back to the row's head.
+  // `kept` is empty after the call when the bytes are in the store.
   Result<void> append_locked(UploadState& state, const metadata::UploadRow& row,
                              const ByteSource& body, std::optional<std::string>* kept = nullptr);
   void forget_upload(const std::string& id);
