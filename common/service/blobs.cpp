@@ -778,7 +778,9 @@ Registry::link_staged_blob(std::string_view repository, StagedBlob& staged)
     return BlobInfo{staged.digest, staged.size};
   }
   REGISTRY_TRY_ASSIGN(auto row, m_metadata->find_blob(staged.store_id, staged.digest.str()));
-  if (!row) {
+  if (!row || row->in_database()) {
+    // Gone, or removed and pushed again as a small blob since it was staged
+    // (its bytes were only hashed here, so the database cannot keep them).
     return fail(ErrorCode::blob_unknown, "blob was removed from the store during the import",
                 staged.digest.str());
   }

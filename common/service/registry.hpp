@@ -4,7 +4,8 @@
 // the metadata database and the blob stores of one data directory and enforces
 // the consistency rules of DESIGN.md §4:
 //   - a blob is visible in a repository only through a link;
-//   - blob bytes are durable before any row names them;
+//   - blob bytes are durable before any row names them (a small blob's bytes
+//     are written with its row, in one transaction: k_small_blob_limit);
 //   - a manifest is accepted only when everything it references is linked in its
 //     repository, and it is recorded with its references and tag in one
 //     transaction.

@@ -9,7 +9,9 @@
 //
 // The metadata database maps (store, digest) to the object key, so a store may
 // commit an upload in place (S3 multipart complete, Azure block-list commit)
-// without copying bytes. Callers never build keys or paths themselves.
+// without copying bytes. Callers never build keys or paths themselves. Small
+// blobs never reach a store: the database keeps them (metadata::k_database_key),
+// and the service never hands that key to a store.
 //
 // Crash-safety contract: commit_upload() returns only once the bytes under the
 // returned key are durable. Metadata rows are written after it, so metadata never
