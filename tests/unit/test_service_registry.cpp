@@ -816,6 +816,19 @@ TEST_SUITE("service")
       REQUIRE(found->has_value());
       return **found;
     };
+    // An upload of `small` whose first `first` bytes came in one chunk.
+    auto begin_small = [&](size_t first) {
+      auto started = f.reg->start_upload("team/app");
+      REQUIRE_OK(started);
+      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, first))));
+      return started->id;
+    };
+    // Sends the rest of `small` from `from` as a chunk, completes, reads back.
+    auto finish_small = [&](const std::string& id, size_t from) {
+      REQUIRE_OK(f.reg->append_upload("team/app", id, from, source_of(small.substr(from))));
+      REQUIRE_OK(f.reg->complete_upload("team/app", id, digest, nullptr));
+      CHECK(f.read("team/app", digest) == small);
+    };
 
     SUBCASE("a monolithic push under the limit makes no file, and reads back")
     {
@@ -888,18 +901,16 @@ TEST_SUITE("service")
 
     SUBCASE("small chunks (PATCH) stay in the upload's row, then go to the database")
     {
-      auto started = f.reg->start_upload("team/app");
-      REQUIRE_OK(started);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 400))));
-      auto second = f.reg->append_upload("team/app", started->id, 400, source_of(small.substr(400)));
+      const std::string id = begin_small(400);
+      auto second = f.reg->append_upload("team/app", id, 400, source_of(small.substr(400)));
       REQUIRE_OK(second);
       CHECK(second->offset == small.size());
       CHECK(count_files(f.uploads_dir()) == 0);
-      auto row = f.reg->metadata().find_upload(started->id);
+      auto row = f.reg->metadata().find_upload(id);
       REQUIRE_OK(row);
       REQUIRE(row->has_value());
       CHECK((*row)->head == small);
-      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
+      REQUIRE_OK(f.reg->complete_upload("team/app", id, digest, nullptr));
       CHECK(row_of(digest).in_database());
       CHECK(f.read("team/app", digest) == small);
       CHECK(count_files(f.uploads_dir()) == 0);
@@ -924,18 +935,16 @@ TEST_SUITE("service")
 
     SUBCASE("a restart between small chunks resumes from the row")
     {
-      auto started = f.reg->start_upload("team/app");
-      REQUIRE_OK(started);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 300))));
+      const std::string id = begin_small(300);
       f.reopen();
       f.reg->set_small_blob_limit(limit);
-      auto status = f.reg->upload_status("team/app", started->id);
+      auto status = f.reg->upload_status("team/app", id);
       REQUIRE_OK(status);
       CHECK(status->offset == 300);
-      CHECK(code_of(f.reg->append_upload("team/app", started->id, 0, source_of("x")))
+      CHECK(code_of(f.reg->append_upload("team/app", id, 0, source_of("x")))
             == ErrorCode::upload_range_invalid);
       auto body = source_of(small.substr(300));
-      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, &body));
+      REQUIRE_OK(f.reg->complete_upload("team/app", id, digest, &body));
       CHECK(f.read("team/app", digest) == small);
     }
 
@@ -943,46 +952,35 @@ TEST_SUITE("service")
     {
       auto other = Registry::open(f.data, f.clock);
       REQUIRE_OK(other);
-      auto started = f.reg->start_upload("team/app");
-      REQUIRE_OK(started);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 100))));
-      REQUIRE_OK((*other)->append_upload("team/app", started->id, 100,
-                                         source_of(small.substr(100, 100))));
-      auto status = f.reg->upload_status("team/app", started->id);
+      const std::string id = begin_small(100);
+      REQUIRE_OK((*other)->append_upload("team/app", id, 100, source_of(small.substr(100, 100))));
+      auto status = f.reg->upload_status("team/app", id);
       REQUIRE_OK(status);
       CHECK(status->offset == 200);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 200, source_of(small.substr(200))));
-      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
-      CHECK(f.read("team/app", digest) == small);
+      finish_small(id, 200);
     }
 
     SUBCASE("with the limit turned to 0 the kept chunk reaches the store with the next")
     {
-      auto started = f.reg->start_upload("team/app");
-      REQUIRE_OK(started);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 300))));
+      const std::string id = begin_small(300);
       f.reg->set_small_blob_limit(0);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 300, source_of(small.substr(300))));
-      CHECK(fs::file_size(f.uploads_dir() / started->id) == small.size());
-      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
+      REQUIRE_OK(f.reg->append_upload("team/app", id, 300, source_of(small.substr(300))));
+      CHECK(fs::file_size(f.uploads_dir() / id) == small.size());
+      REQUIRE_OK(f.reg->complete_upload("team/app", id, digest, nullptr));
       CHECK_FALSE(row_of(digest).in_database());
       CHECK(f.read("team/app", digest) == small);
     }
 
     SUBCASE("a small chunk cut short keeps the upload where it was")
     {
-      auto started = f.reg->start_upload("team/app");
-      REQUIRE_OK(started);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 0, source_of(small.substr(0, 300))));
-      CHECK(code_of(f.reg->append_upload("team/app", started->id, 300,
+      const std::string id = begin_small(300);
+      CHECK(code_of(f.reg->append_upload("team/app", id, 300,
                                          registry::test::cut_source_of(small.substr(300, 50))))
             == ErrorCode::blob_upload_invalid);
-      auto status = f.reg->upload_status("team/app", started->id);
+      auto status = f.reg->upload_status("team/app", id);
       REQUIRE_OK(status);
       CHECK(status->offset == 300);
-      REQUIRE_OK(f.reg->append_upload("team/app", started->id, 300, source_of(small.substr(300))));
-      REQUIRE_OK(f.reg->complete_upload("team/app", started->id, digest, nullptr));
-      CHECK(f.read("team/app", digest) == small);
+      finish_small(id, 300);
     }
 
     SUBCASE("a wrong digest keeps nothing and ends the session")
