@@ -396,7 +396,7 @@ complete -c registryctl -n '__registryctl_in \'serve\'' -l token-lifetime -x -d 
 complete -c registryctl -n '__registryctl_in \'serve\'' -l cleanup-interval -x -d 'Run garbage collection this often (0 disables)'
 complete -c registryctl -n '__registryctl_in \'serve\'' -l gc-grace -x -d 'Grace period of the cleanup job'
 complete -c registryctl -n '__registryctl_in \'serve\'' -l upload-expiry -x -d 'The cleanup job purges uploads idle for longer'
-complete -c registryctl -n '__registryctl_in \'serve\'' -l small-blob-limit -x -d 'Blobs up to this many bytes, pushed whole, are kept in the database (0: none)'
+complete -c registryctl -n '__registryctl_in \'serve\'' -l small-blob-limit -x -d 'Blobs up to this many bytes are kept in the database, not the store (0: none)'
 
 # registryctl feed
 complete -c registryctl -n '__registryctl_at \'feed\' 0' -a create -d 'Create a feed'

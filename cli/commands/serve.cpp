@@ -338,7 +338,7 @@ add_serve_command(CLI::App& app, AppContext& ctx)
     ->envname("REGISTRYCTL_UPLOAD_EXPIRY")
     ->capture_default_str();
   cmd->add_option("--small-blob-limit", options->small_blob_limit,
-                  "Blobs up to this many bytes, pushed whole, are kept in the database (0: none)")
+                  "Blobs up to this many bytes are kept in the database, not the store (0: none)")
     ->type_name("BYTES")
     ->check(CLI::Range(uint64_t{0}, k_max_small_blob_limit))
     ->envname("REGISTRYCTL_SMALL_BLOB_LIMIT")

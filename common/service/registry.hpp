@@ -77,10 +77,12 @@ enum class OpenFor {
 // an Azure SAS): long enough for a slow pull of a large layer to start.
 inline constexpr std::chrono::seconds k_blob_redirect_lifetime{20 * 60};
 
-// Blobs up to this size that arrive whole in one request (a monolithic PUT, a
-// POST with the digest) are kept in the metadata database, not in the store:
-// configs, tiny layers, signatures. Below it, the file or object and its
-// fsyncs cost more than the bytes (see Metadata::keep_small_blob()).
+// Blobs up to this size are kept in the metadata database, not in the store:
+// configs, tiny layers, signatures, whether they arrive whole in one request
+// (a monolithic PUT, a POST with the digest) or in chunks that stay under it
+// (docker's PATCH, which waits in the upload's row). At this size the file or
+// object and its fsyncs cost more than the bytes (see
+// Metadata::keep_small_blob()).
 inline constexpr uint64_t k_small_blob_limit = 64 * 1024;
 
 // Bytes read from a trusted local source (an archive being imported) and
