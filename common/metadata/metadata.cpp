@@ -2293,10 +2293,11 @@ Metadata::totals()
     SQLite::Statement& q = db.prepare(
       "SELECT (SELECT count(*) FROM feeds), (SELECT count(*) FROM repositories), "
       "(SELECT count(*) FROM manifests), (SELECT count(*) FROM tags), "
-      "(SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs), "
-      "(SELECT count(*) FROM uploads), "
-      "(SELECT count(*) FROM blobs WHERE object_key = ?1), "
-      "(SELECT coalesce(sum(size), 0) FROM blobs WHERE object_key = ?1)");
+      "b.n, b.bytes, (SELECT count(*) FROM uploads), b.kept, b.kept_bytes "
+      // One pass over the blobs for all four of their figures.
+      "FROM (SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
+      "coalesce(sum(object_key = ?1), 0) AS kept, "
+      "coalesce(sum(CASE WHEN object_key = ?1 THEN size END), 0) AS kept_bytes FROM blobs) b");
     q.bind(1, k_database_key);
     q.executeStep();
     Totals t;
